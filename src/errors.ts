@@ -1,0 +1,129 @@
+/**
+ * The one catalog of wshub's error codes.
+ *
+ * Every error wshub raises or reports is a {@link WshubError} whose `code` is one
+ * of the keys below. Codes are stable: they are part of the public contract,
+ * appear in logs, metrics labels and envelope `error` frames, and a retired
+ * code is never reused for something else (mark it retired in the catalog and
+ * in docs/errors.md instead). `test/errors.test.ts` checks that every code is
+ * documented in docs/errors.md.
+ *
+ * `closeCode` is the WebSocket close code sent to a peer when the error ends a
+ * WebSocket session (RFC 6455 section 7.4), where one applies.
+ */
+export const ERROR_CATALOG = {
+  // ── configuration and API misuse ────────────────────────────────────────
+  ERR_INVALID_OPTION: { summary: 'An option or config key is missing, of the wrong type, or unknown.' },
+  ERR_INVALID_STATE: { summary: 'The call is not allowed in the current state (e.g. send after close).' },
+  ERR_CLOSED: { summary: 'The object was closed or destroyed; no new work is accepted.' },
+  ERR_CONFIG_FILE: { summary: 'The config file cannot be read or parsed.' },
+
+  // ── upstream dialing, one code per phase ────────────────────────────────
+  ERR_DNS: { summary: 'Name resolution failed for the upstream host.' },
+  ERR_DNS_TIMEOUT: { summary: 'Name resolution did not answer within dnsTimeoutMs.' },
+  ERR_TCP_CONNECT: { summary: 'The TCP connection was refused or failed (errno given) for every address tried.' },
+  ERR_TCP_TIMEOUT: { summary: 'The TCP connection to an address did not complete within tcpTimeoutMs.' },
+  ERR_TLS: { summary: 'The TLS handshake failed (certificate, protocol, alert).' },
+  ERR_TLS_TIMEOUT: { summary: 'The TLS handshake did not complete within tlsTimeoutMs.' },
+  ERR_UPGRADE_REJECTED: { summary: 'The server answered the WebSocket upgrade with a non-101 HTTP status.' },
+  ERR_UPGRADE_TIMEOUT: { summary: 'The HTTP upgrade did not complete within upgradeTimeoutMs.' },
+  ERR_UPGRADE_INVALID: { summary: 'The upgrade response was malformed (bad accept key, unrequested subprotocol or extension).' },
+
+  // ── upstream liveness and lifecycle ─────────────────────────────────────
+  ERR_PONG_TIMEOUT: { summary: 'No pong or application proof of life arrived within pongTimeoutMs of a ping.' },
+  ERR_PROBE_FAILED: { summary: 'The local address of the socket disappeared and the liveness probe got no answer.' },
+  ERR_CONNECTION_LOST: { summary: 'The upstream connection ended without a close frame (1006) or with an error.' },
+  ERR_SERVER_CLOSED: { summary: 'The upstream server closed the connection with a close frame.' },
+  ERR_FATAL_CLOSE_CODE: { summary: 'The server closed with a close code configured as final; retrying stopped.' },
+  ERR_MAX_ATTEMPTS: { summary: 'maxAttempts consecutive connection attempts failed; retrying stopped.' },
+
+  // ── outbound queue while the upstream is not open ───────────────────────
+  ERR_QUEUE_FULL: { summary: 'A message did not fit the bounded outbound queue (count or bytes) and was not queued.' },
+  ERR_QUEUE_EXPIRED: { summary: 'A queued message waited longer than its TTL and was discarded.' },
+  ERR_QUEUE_DISABLED: { summary: 'The upstream is not open and outbound queuing is disabled.' },
+  ERR_QUEUE_CLOSED: { summary: 'The connection closed for good with messages still queued; they were discarded.' },
+
+  // ── listener (local attach) ─────────────────────────────────────────────
+  ERR_LISTEN_ADDRESS_IN_USE: { summary: 'A live process already listens on the Unix socket path or TCP port.' },
+  ERR_HANDSHAKE_TIMEOUT: { summary: 'A peer did not complete the HTTP upgrade within handshakeTimeoutMs.' },
+  ERR_HANDSHAKE_INVALID: { summary: 'A peer sent a malformed or non-WebSocket HTTP request.' },
+  ERR_PEER_GONE: { summary: 'A peer disconnected or reset before or during the handshake.' },
+  ERR_TOO_MANY_CONNECTIONS: { summary: 'maxConnections sessions are open; the upgrade was answered 503.' },
+  ERR_TOO_MANY_HANDSHAKES: { summary: 'maxPendingHandshakes peers are mid-handshake; the new one was refused.' },
+  ERR_ORIGIN_REFUSED: { summary: 'The Origin header is not on the allow-list; the upgrade was answered 403.' },
+  ERR_UNAUTHORIZED: { summary: 'The bearer token is missing or wrong; the upgrade was answered 401.' },
+  ERR_NOT_FOUND: { summary: 'No route for the requested path or upstream; the upgrade was answered 404.' },
+  ERR_RATE_LIMITED: { summary: 'A session sent more messages per second than allowed.', closeCode: 1008 },
+  ERR_PAYLOAD_TOO_LARGE: { summary: 'A message exceeded maxPayload.', closeCode: 1009 },
+  ERR_PROTOCOL: { summary: 'A peer violated RFC 6455 framing (close code per the violation).', closeCode: 1002 },
+  ERR_IDLE_TIMEOUT: { summary: 'A session answered no ping within the idle timeout.' },
+  ERR_FD_EXHAUSTED: { summary: 'accept() failed with EMFILE/ENFILE; the listener paused and will resume.' },
+  ERR_SHUTTING_DOWN: { summary: 'The server is draining; the session is closed with 1001.', closeCode: 1001 },
+
+  // ── hub routing ─────────────────────────────────────────────────────────
+  ERR_UNKNOWN_UPSTREAM: { summary: 'The named upstream is not configured.' },
+  ERR_SLOW_CONSUMER: { summary: 'A session fell behind past its queue limit under the disconnect policy.', closeCode: 1013 },
+  ERR_BAD_MESSAGE: { summary: 'A session sent a message the adapter cannot use (e.g. invalid JSON for a json adapter).', closeCode: 1007 },
+  ERR_UPSTREAM_UNAVAILABLE: { summary: 'The upstream is closed for good; the request cannot be served.' },
+  ERR_REQUEST_TIMEOUT: { summary: 'The upstream did not answer a request within its timeout.' },
+  ERR_TOO_MANY_REQUESTS: { summary: 'A session has too many requests in flight.' },
+  ERR_TOO_MANY_SUBSCRIPTIONS: { summary: 'A session has too many subscriptions.' },
+} as const satisfies Record<string, { summary: string; closeCode?: number }>;
+
+/** A stable wshub error code. */
+export type ErrorCode = keyof typeof ERROR_CATALOG;
+
+/** Extra, structured facts about an error, e.g. the phase and address of a dial failure. */
+export interface ErrorDetails {
+  /** The dial phase that failed: `dns`, `tcp`, `tls`, `upgrade`. */
+  phase?: 'dns' | 'tcp' | 'tls' | 'upgrade';
+  /** The address that was tried, as `host:port` (`[v6]:port` for IPv6). */
+  address?: string;
+  /** An OS errno code such as `ECONNREFUSED`, when the cause carries one. */
+  errno?: string;
+  /** The HTTP status of a rejected upgrade. */
+  status?: number;
+  [key: string]: unknown;
+}
+
+/**
+ * The base of every error wshub raises. Match on `code`, never on `message`.
+ */
+export class WshubError extends Error {
+  override readonly name = 'WshubError';
+  readonly code: ErrorCode;
+  /** The WebSocket close code to send when this error ends a session, if any. */
+  readonly closeCode: number | undefined;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; closeCode?: number; details?: ErrorDetails } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    const entry: { summary: string; closeCode?: number } = ERROR_CATALOG[code];
+    this.closeCode = options.closeCode ?? entry.closeCode;
+    this.details = options.details ?? {};
+  }
+
+  /** A plain object for logs and JSON: code, message, details, cause's code. */
+  toJSON(): Record<string, unknown> {
+    const cause = this.cause as { code?: unknown; message?: unknown } | undefined;
+    return {
+      code: this.code,
+      message: this.message,
+      ...(this.closeCode === undefined ? {} : { closeCode: this.closeCode }),
+      ...this.details,
+      ...(cause ? { cause: cause.code ?? cause.message } : {}),
+    };
+  }
+}
+
+/** True when `err` is a {@link WshubError}, optionally with the given code. */
+export function isWshubError(err: unknown, code?: ErrorCode): err is WshubError {
+  return err instanceof WshubError && (code === undefined || err.code === code);
+}
+
+/** The errno-style code (`ECONNREFUSED`) of a Node error, if it has one. */
+export function errnoOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}

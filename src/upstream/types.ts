@@ -1,0 +1,185 @@
+/**
+ * The public contract of the upstream client (`ResilientWebSocket`).
+ * The hub and the docs are written against these types.
+ */
+import type { LookupFunction } from 'node:net';
+import type { SecureContextOptions } from 'node:tls';
+import type { WshubError } from '../errors.js';
+import type { Logger } from '../observe/log.js';
+
+/** `idle → connecting → open → (reconnecting → connecting …) → closed`. */
+export type UpstreamState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+/** A state change, delivered as the `state` event. */
+export interface StateChange {
+  type: 'state';
+  from: UpstreamState;
+  to: UpstreamState;
+  /** Why: a short human reason such as `ERR_PONG_TIMEOUT` or `server closed 1001 "going away"`. */
+  reason: string;
+  /** Consecutive failed attempts so far (0 once a connection has stayed up for minUptimeMs). */
+  attempt: number;
+  /** Only on `reconnecting`: how long until the next attempt. */
+  delayMs?: number;
+  /** The error behind the change, if there was one. */
+  cause?: WshubError;
+  /** True when the failure is past `concealFailures` and should be reported as an outage. */
+  outage?: boolean;
+  /** Epoch ms of the change. */
+  at: number;
+}
+
+/** Facts about an open connection, delivered as the `open` event. */
+export interface OpenInfo {
+  type: 'open';
+  /** The negotiated subprotocol ('' when none). */
+  protocol: string;
+  extensions: string;
+  localAddress: string | undefined;
+  localPort: number | undefined;
+  remoteAddress: string | undefined;
+  remotePort: number | undefined;
+  family: 'IPv4' | 'IPv6' | undefined;
+  /** 1-based count of successful opens over the client's life. */
+  connection: number;
+  at: number;
+}
+
+/** A message that left the outbound queue without being sent. */
+export interface DropNotice {
+  type: 'drop';
+  /** `ERR_QUEUE_FULL`, `ERR_QUEUE_EXPIRED`, `ERR_QUEUE_DISABLED` or `ERR_QUEUE_CLOSED`. */
+  reason: WshubError['code'];
+  bytes: number;
+  /** The `tag` given to `send()`, so a caller can attribute the drop (e.g. to a session). */
+  tag: unknown;
+}
+
+/** Options of `send()`. */
+export interface SendOptions {
+  /** Send as a binary frame. Default: binary for Buffers, text for strings. */
+  binary?: boolean;
+  /** Opaque value echoed in the `drop` event if this message is dropped. */
+  tag?: unknown;
+}
+
+/** What `send()` did with the message. */
+export type SendResult =
+  /** Written to the socket, or queued; `wait` true means buffered data passed the high-water mark: wait for `drain`. */
+  | { ok: true; queued: boolean; wait: boolean }
+  /** Not sent and not queued; a `drop` event was emitted too. */
+  | { ok: false; error: WshubError };
+
+/** One snapshot of everything the client counts; feeds /status and /metrics. */
+export interface UpstreamStats {
+  state: UpstreamState;
+  url: string;
+  attempt: number;
+  connections: number;
+  reconnects: number;
+  reconnectsByCause: Record<string, number>;
+  lastOpenAt: number | undefined;
+  lastCloseAt: number | undefined;
+  lastClose: { code: number | undefined; reason: string; errorCode: string | undefined; phase: string | undefined; address: string | undefined } | undefined;
+  protocol: string;
+  remoteAddress: string | undefined;
+  family: string | undefined;
+  messagesIn: number;
+  messagesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  lastRttMs: number | undefined;
+  queue: { messages: number; bytes: number };
+  dropped: Record<string, number>;
+}
+
+/** Backoff between attempts: exponential with full jitter. */
+export interface BackoffOptions {
+  /** @default 250 */
+  minDelayMs?: number;
+  /** @default 30000 */
+  maxDelayMs?: number;
+  /** @default 2 */
+  factor?: number;
+  /** Consecutive failures not reported as an outage (`outage: false` on state events). @default 2 */
+  concealFailures?: number;
+  /** A connection open at least this long resets the attempt count. @default 5000 */
+  minUptimeMs?: number;
+  /** Stop after this many consecutive failed attempts. @default Infinity */
+  maxAttempts?: number;
+}
+
+/** The bounded outbound queue used while the upstream is not open. */
+export interface QueueOptions {
+  /** @default true */
+  enabled?: boolean;
+  /** @default 1000 */
+  maxMessages?: number;
+  /** @default 4 MiB */
+  maxBytes?: number;
+  /** @default 30000 */
+  ttlMs?: number;
+}
+
+export interface ResilientWebSocketOptions {
+  url: string;
+  protocols?: string[];
+  headers?: Record<string, string>;
+  /** TLS: extra CA certificates (PEM). */
+  ca?: SecureContextOptions['ca'];
+  /** @default true */
+  rejectUnauthorized?: boolean;
+  /** @default false */
+  perMessageDeflate?: boolean;
+  /** Largest message accepted from the upstream. @default 64 MiB */
+  maxPayload?: number;
+  /** Custom resolver (same shape as dns.lookup with `all: true` support); tests use it for dual-stack names. */
+  lookup?: LookupFunction;
+  /** Happy Eyeballs: delay before racing the next address (RFC 8305). @default 250 */
+  happyEyeballsDelayMs?: number;
+  /** @default 5000 */
+  dnsTimeoutMs?: number;
+  /** Per address. @default 10000 */
+  tcpTimeoutMs?: number;
+  /** @default 10000 */
+  tlsTimeoutMs?: number;
+  /** @default 10000 */
+  upgradeTimeoutMs?: number;
+  backoff?: BackoffOptions;
+  /** @default 15000; 0 disables pings */
+  pingIntervalMs?: number;
+  /** @default 5000 */
+  pongTimeoutMs?: number;
+  /**
+   * `ping`: only a pong (or any frame from the peer) proves life.
+   * `app`: the application calls `markAlive()` when the upstream's own heartbeat arrives;
+   * pings are still sent but a missing pong alone does not kill the connection.
+   * @default 'ping'
+   */
+  liveness?: 'ping' | 'app';
+  /** Watch local interfaces and probe when a socket's local address disappears. @default true */
+  netwatch?: boolean;
+  /** Poll interval of the interface watcher. @default 1000 */
+  netwatchIntervalMs?: number;
+  /** Timeout of the probe ping after a local address disappeared. @default 2000 */
+  probeTimeoutMs?: number;
+  /** Server close codes that stop retrying. @default [1002, 1003, 1007, 1008] */
+  fatalCloseCodes?: Array<number | [number, number]>;
+  /** HTTP statuses of a rejected upgrade that stop retrying. @default [400, 401, 403, 404] */
+  fatalHttpStatuses?: number[];
+  queue?: QueueOptions;
+  logger?: Logger;
+  /** A name used in logs and metrics. @default the URL's host */
+  name?: string;
+}
+
+/** The event map of `ResilientWebSocket`. */
+export interface ResilientWebSocketEvents {
+  state: [StateChange];
+  open: [OpenInfo];
+  message: [data: Buffer, isBinary: boolean];
+  drop: [DropNotice];
+  drain: [];
+  /** A probe after a local address change, with its outcome; logged either way. */
+  probe: [{ type: 'probe'; trigger: string; ok: boolean; rttMs?: number }];
+}
