@@ -59,6 +59,9 @@ export const ERROR_CATALOG = {
   ERR_IDLE_TIMEOUT: { summary: 'A session answered no ping within the idle timeout.' },
   ERR_FD_EXHAUSTED: { summary: 'accept() failed with EMFILE/ENFILE; the listener paused and will resume.' },
   ERR_SHUTTING_DOWN: { summary: 'The server is draining; the session is closed with 1001.', closeCode: 1001 },
+  ERR_LISTEN_FAILED: { summary: 'A listener could not bind (permission, bad path or address, mode not settable); errno given.' },
+  ERR_SESSION_LOST: { summary: 'A local session\'s socket ended without a close frame (reset, EPIPE, peer vanished).' },
+  ERR_CALLBACK_FAILED: { summary: 'A user callback (authorize, handleProtocols, a session listener) threw; the peer got HTTP 500 or close 1011.', closeCode: 1011 },
 
   // ── hub routing ─────────────────────────────────────────────────────────
   ERR_UNKNOWN_UPSTREAM: { summary: 'The named upstream is not configured.' },
