@@ -61,6 +61,8 @@ export interface SendOptions {
   binary?: boolean;
   /** Opaque value echoed in the `drop` event if this message is dropped. */
   tag?: unknown;
+  /** How long this message may wait in the outbound queue. Default: `queue.ttlMs`. */
+  ttlMs?: number;
 }
 
 /** What `send()` did with the message. */
@@ -107,6 +109,8 @@ export interface BackoffOptions {
   minUptimeMs?: number;
   /** Stop after this many consecutive failed attempts. @default Infinity */
   maxAttempts?: number;
+  /** Smallest delay ever drawn, so full jitter near 0 does not hammer a flapping server. @default 50 */
+  floorMs?: number;
 }
 
 /** The bounded outbound queue used while the upstream is not open. */
@@ -135,6 +139,8 @@ export interface ResilientWebSocketOptions {
   maxPayload?: number;
   /** Custom resolver (same shape as dns.lookup with `all: true` support); tests use it for dual-stack names. */
   lookup?: LookupFunction;
+  /** Bind the local side of the TCP connection to this IP address. */
+  localAddress?: string;
   /** Happy Eyeballs: delay before racing the next address (RFC 8305). @default 250 */
   happyEyeballsDelayMs?: number;
   /** @default 5000 */
@@ -146,6 +152,10 @@ export interface ResilientWebSocketOptions {
   /** @default 10000 */
   upgradeTimeoutMs?: number;
   backoff?: BackoffOptions;
+  /** How long `close()` waits for the server's close frame before terminating. @default 5000 */
+  closeTimeoutMs?: number;
+  /** `send()` answers `wait: true` once ws's `bufferedAmount` passes this. @default 1 MiB */
+  highWaterMarkBytes?: number;
   /** @default 15000; 0 disables pings */
   pingIntervalMs?: number;
   /** @default 5000 */
