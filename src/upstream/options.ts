@@ -88,7 +88,8 @@ const schema = z.strictObject({
   tlsTimeoutMs: positiveMs.default(DEFAULT_TLS_TIMEOUT_MS),
   upgradeTimeoutMs: positiveMs.default(DEFAULT_UPGRADE_TIMEOUT_MS),
   closeTimeoutMs: positiveMs.default(DEFAULT_CLOSE_TIMEOUT_MS),
-  backoff: backoffSchema.prefault({}),
+  // .default() (not .prefault()) so the shared option parser can see inside for "did you mean" hints.
+  backoff: backoffSchema.default(() => backoffSchema.parse({})),
   pingIntervalMs: ms.default(DEFAULT_PING_INTERVAL_MS),
   pongTimeoutMs: positiveMs.default(DEFAULT_PONG_TIMEOUT_MS),
   liveness: z.enum(['ping', 'app']).default(DEFAULT_LIVENESS),
@@ -99,7 +100,7 @@ const schema = z.strictObject({
     .default(() => DEFAULT_FATAL_CLOSE_CODES.map((c) => (typeof c === 'number' ? c : [c[0], c[1]] as [number, number]))),
   fatalHttpStatuses: z.array(z.number().int().min(100).max(599)).default(() => [...DEFAULT_FATAL_HTTP_STATUSES]),
   highWaterMarkBytes: positiveMs.default(DEFAULT_HIGH_WATER_MARK_BYTES),
-  queue: queueSchema.prefault({}),
+  queue: queueSchema.default(() => queueSchema.parse({})),
   logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as { info?: unknown }).info === 'function'
     && typeof (v as { child?: unknown }).child === 'function', { message: 'expected a pino logger' }).optional(),
   name: z.string().min(1).optional(),
