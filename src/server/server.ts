@@ -429,7 +429,7 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
       maxMessagesPerSecond: this.options.maxMessagesPerSecond,
       pingIntervalMs: this.options.pingIntervalMs,
       idleTimeoutMs: this.options.idleTimeoutMs,
-      closeGraceMs: Math.max(1000, this.options.drainTimeoutMs),
+      closeGraceMs: Math.min(5000, Math.max(1000, this.options.drainTimeoutMs)),
       counters: this.#counters,
       logger: this.#log,
     });

@@ -117,10 +117,14 @@ export class SessionGuard {
       return;
     }
     if (this.ws.readyState === WebSocket.OPEN) this.ws.close(closeCode, reason);
-    if (this.#closeTimer === undefined && this.ws.readyState !== WebSocket.CLOSED) {
-      this.#closeTimer = setTimeout(() => this.ws.terminate(), this.#options.closeGraceMs);
-      this.#closeTimer.unref();
-    }
+    // While draining, the server's drain timer bounds the wait instead.
+    if (code !== 'ERR_SHUTTING_DOWN') this.#armCloseTimer();
+  }
+
+  #armCloseTimer(): void {
+    if (this.#closeTimer !== undefined || this.ws.readyState === WebSocket.CLOSED) return;
+    this.#closeTimer = setTimeout(() => this.ws.terminate(), this.#options.closeGraceMs);
+    this.#closeTimer.unref();
   }
 
   /** Terminate now (destroy, drain timeout). */
@@ -149,6 +153,9 @@ export class SessionGuard {
       this.errorCode = code;
       this.#options.counters.error(code);
     }
+    // ws answers a protocol error with a close frame and would wait 30 s for the
+    // reply; a peer that broke the protocol gets the shorter grace.
+    this.#armCloseTimer();
     this.#options.logger.debug({ session: this.id, code, closeCode, wsCode: (err as { code?: unknown }).code, err: err.message }, 'session error');
   }
 }
