@@ -438,7 +438,7 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
     ws.on('close', (code, reason) => this.#onSessionClose(guard, code, reason));
     this.#log.debug({ session: id, transport: peer.transport, remoteAddress: peer.remoteAddress, path: peer.path }, 'session open');
     try {
-      this.emit('session', { id, ws, req, peer });
+      this.emit('session', { id, ws, req, peer, socket });
     } catch (err) {
       this.#log.error({ err, session: id }, 'session listener threw');
       guard.end('ERR_CALLBACK_FAILED', 1011, 'internal error');

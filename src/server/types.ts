@@ -2,6 +2,7 @@
  * The public contract of the hardened listener. The hub is written against these types.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { ErrorCode } from '../errors.js';
 
@@ -32,6 +33,12 @@ export interface Session {
   ws: WebSocket;
   req: IncomingMessage;
   peer: PeerInfo;
+  /**
+   * The session's socket, for writers that frame once and write the same bytes
+   * to many sessions (the hub): ws never transforms frames on listener sessions
+   * (no permessage-deflate), so pre-framed writes interleave safely with its own.
+   */
+  socket: Duplex;
 }
 
 /** The listeners' bound addresses. */
