@@ -69,7 +69,7 @@ test('libwebsockets-test-client runs its dumb-increment and mirror protocols aga
     } else if (ws.protocol === 'lws-mirror-protocol') {
       mirrors.add(ws);
       ws.on('message', (data, isBinary) => {
-        mirrored.push(String(data));
+        mirrored.push((data as Buffer).toString());
         for (const peer of mirrors) peer.send(data as Buffer, { binary: isBinary });
       });
       ws.on('close', () => mirrors.delete(ws));
