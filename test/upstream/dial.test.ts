@@ -11,7 +11,7 @@ import { echo, startWsServer, waitFor, waitState } from './helpers.js';
 function fixedLookup(addresses: Array<{ address: string; family: 4 | 6 }>): LookupFunction {
   return ((_hostname: string, _options: unknown, callback: (err: null, list: Array<{ address: string; family: number }>) => void) => {
     setImmediate(() => callback(null, addresses));
-  }) as LookupFunction;
+  });
 }
 
 async function freePort(host: string): Promise<number> {

@@ -51,6 +51,6 @@ export async function startDnsServer(mode: 'nxdomain' | 'silent'): Promise<TestD
       if (err) callback(err, '', 4);
       else callback(null, addresses.map((address) => ({ address, family: 4 })));
     });
-  }) as LookupFunction;
+  });
   return server;
 }

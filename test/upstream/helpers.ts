@@ -127,7 +127,7 @@ export async function startWssServer(cert: TestCert, host = '127.0.0.1'): Promis
   return {
     wss, http: http as unknown as HttpServer, port, host,
     url: `wss://${host.includes(':') ? `[${host}]` : host}:${port}`,
-    close: () => closeServer(http as unknown as HttpServer, wss),
+    close: () => closeServer(http, wss),
   };
 }
 

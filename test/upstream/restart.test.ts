@@ -43,13 +43,13 @@ async function until(check: () => boolean, timeoutMs: number, what: string): Pro
 for (const host of ['127.0.0.1', '::1']) {
   test(`server SIGKILLed mid-stream and restarted on the same port (${host}): reconnects with backoff, outage sends arrive once, in order`, async (t) => {
     const first = await startChild(host, 0);
-    let second: Child | undefined;
+    const restarted: Child[] = [];
     const url = `ws://${host.includes(':') ? `[${host}]` : host}:${first.port}/stream`;
     const client = new ResilientWebSocket({ url, backoff: { minDelayMs: 50, maxDelayMs: 200, floorMs: 20 }, pingIntervalMs: 0 });
     t.after(async () => {
       client.destroy();
       await kill(first);
-      if (second) await kill(second);
+      for (const child of restarted) await kill(child);
     });
     const states: Array<{ to: string; delayMs?: number; cause?: string }> = [];
     client.on('state', (s) => states.push({ to: s.to, delayMs: s.delayMs, cause: s.cause?.code }));
@@ -78,9 +78,10 @@ for (const host of ['127.0.0.1', '::1']) {
     assert.deepEqual(client.stats().queue, { messages: 10, bytes: 4 * 2 + 6 * 3 }); // m6..m9, m10..m15
 
     const reopened = waitState(client, 'open', 10_000);
-    second = await startChild(host, first.port);
+    const second = await startChild(host, first.port);
+    restarted.push(second);
     await reopened;
-    await until(() => second!.received.length >= 10, 5000, 'the restarted server to get m6..m15');
+    await until(() => second.received.length >= 10, 5000, 'the restarted server to get m6..m15');
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.deepEqual(second.received, Array.from({ length: 10 }, (_, k) => ({ text: `m${k + 6}`, binary: (k + 6) % 2 === 1 })));
     assert.equal(first.received.length, 5);
