@@ -8,7 +8,10 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { NetnsLab, type Netns, type NsProcess } from '../support/netns.js';
 
 const fixture = (name: string): URL => new URL(`./fixtures/${name}`, import.meta.url);
@@ -32,7 +35,7 @@ before(async () => {
   await probe.waitFor((e) => e.type === 'ready', 10_000, 'tcp probe ready');
 });
 
-after(() => lab.destroy());
+after(() => lab?.destroy());
 
 async function tryConnect(host: string, p: number, timeoutMs: number): Promise<{ ok: boolean; code?: string; ms: number }> {
   const reply = await probe.request({ cmd: 'connect', host, port: p, timeoutMs }, 'connect', timeoutMs + 5000);
@@ -81,4 +84,36 @@ test('destroy kills the processes and deletes the namespaces', async () => {
   assert.equal(existsSync(`/run/netns/${a.name}`), false);
   assert.equal(existsSync(`/run/netns/${b.name}`), false);
   await temp.destroy(); // idempotent
+});
+
+/** Run lab-crash.js in `mode`; resolve with the namespaces it made and the process. */
+async function crashingLab(mode: string): Promise<{ namespaces: string[]; exited: Promise<unknown>; kill: () => void }> {
+  const child = spawn(process.execPath, [new URL('./fixtures/lab-crash.js', import.meta.url).pathname, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = once(child, 'close');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  void exited.then(() => clearTimeout(timer));
+  for await (const line of createInterface({ input: child.stdout })) {
+    const event = JSON.parse(line) as { type: string; namespaces?: string[] };
+    if (event.type === 'lab') return { namespaces: event.namespaces!, exited, kill: () => child.kill('SIGKILL') };
+  }
+  throw new Error(`lab-crash ${mode} printed no lab line`);
+}
+
+for (const mode of ['exit', 'throw']) {
+  test(`a test process that dies by ${mode === 'exit' ? 'process.exit()' : 'an uncaught exception'} leaves no namespace behind`, async () => {
+    const { namespaces, exited } = await crashingLab(mode);
+    assert.equal(namespaces.length, 2);
+    await exited;
+    for (const name of namespaces) assert.equal(existsSync(`/run/netns/${name}`), false, `${name} removed at exit`);
+  });
+}
+
+test('namespaces of a SIGKILLed test process are removed by the next lab', async () => {
+  const { namespaces, exited, kill } = await crashingLab('hang');
+  kill();
+  await exited;
+  for (const name of namespaces) assert.equal(existsSync(`/run/netns/${name}`), true, `${name} survives SIGKILL`);
+  const next = await NetnsLab.create('aftercrash');
+  await next.destroy();
+  for (const name of namespaces) assert.equal(existsSync(`/run/netns/${name}`), false, `${name} removed by the next NetnsLab.create()`);
 });

@@ -269,10 +269,15 @@ export class Netns {
     return run('ip', ['netns', 'exec', this.name, cmd, ...args], timeoutMs);
   }
 
-  /** Set sysctls inside the namespace. */
+  /**
+   * Set sysctls inside the namespace (`net.ipv6.conf.all.accept_dad` → `0`).
+   * Written to /proc/sys by a shell run in the namespace rather than with
+   * `sysctl`, which minimal Debian images lack (procps); /proc/sys/net shows
+   * the network namespace of the process that opens it.
+   */
   async sysctl(values: Record<string, string>): Promise<void> {
-    const args = ['-q', '-w', ...Object.entries(values).map(([k, v]) => `${k}=${v}`)];
-    await this.exec('sysctl', args);
+    const script = 'for kv do k=${kv%%=*}; v=${kv#*=}; printf %s "$v" > "/proc/sys/$(printf %s "$k" | tr . /)" || exit 1; done';
+    await this.exec('sh', ['-c', script, 'sh', ...Object.entries(values).map(([k, v]) => `${k}=${v}`)]);
   }
 
   /** Add an address; IPv6 addresses get `nodad` so they are usable at once. */
