@@ -64,11 +64,13 @@ export interface TestWsServer {
   close: () => Promise<void>;
 }
 
-/** A real ws server on `host`, port 0, with the given ws server options. */
-export async function startWsServer(host = '127.0.0.1', options: Omit<ServerOptions, 'server' | 'port' | 'host'> = {}): Promise<TestWsServer> {
+/** A real ws server on `host`, port 0 unless given, with the given ws server options. */
+export async function startWsServer(
+  host = '127.0.0.1', options: Omit<ServerOptions, 'server' | 'port' | 'host'> = {}, listenPort = 0,
+): Promise<TestWsServer> {
   const http = createHttpServer();
   const wss = new WebSocketServer({ ...options, server: http });
-  http.listen(0, host);
+  http.listen(listenPort, host);
   await once(http, 'listening');
   const port = (http.address() as AddressInfo).port;
   return {
