@@ -1,0 +1,125 @@
+/**
+ * `wshub serve`: run the hub from a config file and/or flags until a signal.
+ * SIGTERM/SIGINT drain (sessions closed 1001 after flushing, exit 0; a second
+ * signal exits at once), SIGHUP re-reads the config file.
+ */
+import { WshubError } from '../errors.js';
+import { resolveConfig, readConfigFile, type HubConfig } from '../hub/config.js';
+import { Hub } from '../hub/hub.js';
+import { HubHttpServer } from '../observe/http.js';
+import { createLogger, type Logger } from '../observe/log.js';
+
+export interface ServeFlags {
+  config?: string;
+  upstream?: string[];
+  adapter?: string;
+  listen?: string;
+  tcp?: string;
+  http?: string;
+  logLevel?: string;
+  token?: string;
+}
+
+/** Merge flags over the file's contents; flags win. */
+export function buildRawConfig(flags: ServeFlags): Record<string, unknown> {
+  const raw = (flags.config ? readConfigFile(flags.config) : {}) ?? {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new WshubError('ERR_CONFIG_FILE', `${flags.config}: expected a mapping at the top level`);
+  const out: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
+  if (flags.listen) out.listen = flags.listen;
+  if (flags.tcp) out.tcp = flags.tcp;
+  if (flags.http) out.http = flags.http;
+  if (flags.logLevel) out.logLevel = flags.logLevel;
+  if (flags.token) out.token = flags.token;
+  const upstreams = { ...((out.upstreams as Record<string, Record<string, unknown>> | undefined) ?? {}) };
+  for (const spec of flags.upstream ?? []) {
+    const eq = spec.indexOf('=');
+    if (eq <= 0) throw new WshubError('ERR_INVALID_OPTION', `--upstream: expected NAME=URL, got "${spec}"`);
+    const name = spec.slice(0, eq);
+    upstreams[name] = { ...(upstreams[name] ?? {}), url: spec.slice(eq + 1), ...(flags.adapter ? { adapter: flags.adapter } : {}) };
+  }
+  if (flags.adapter && !flags.upstream?.length) {
+    for (const name of Object.keys(upstreams)) upstreams[name] = { ...upstreams[name], adapter: flags.adapter };
+  }
+  out.upstreams = upstreams;
+  return out;
+}
+
+export interface RunningHub {
+  hub: Hub;
+  http: HubHttpServer | undefined;
+  httpAddress: { host: string; port: number } | undefined;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+/** Start a hub (and its HTTP side) from a resolved config. */
+export async function startHub(config: HubConfig, logger: Logger = createLogger({ level: config.logLevel })): Promise<RunningHub> {
+  const hub = new Hub({ config, logger });
+  await hub.start();
+  let http: HubHttpServer | undefined;
+  let httpAddress: { host: string; port: number } | undefined;
+  if (config.http) {
+    http = new HubHttpServer(hub);
+    try {
+      httpAddress = await http.listen(config.http.host, config.http.port);
+    } catch (err) {
+      hub.destroy();
+      throw err;
+    }
+    logger.info({ http: `http://${httpAddress.host}:${httpAddress.port}/` }, 'status and metrics listening');
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    hub,
+    http,
+    httpAddress,
+    logger,
+    close: () => (closing ??= Promise.all([hub.close(), http?.close()]).then(() => undefined)),
+  };
+}
+
+/** Wire SIGTERM/SIGINT (drain, exit 0; again → exit 1 at once) and SIGHUP (reload). */
+export function handleSignals(running: RunningHub, reload: (() => HubConfig) | undefined): void {
+  let draining = false;
+  const drain = (signal: NodeJS.Signals): void => {
+    if (draining) {
+      running.logger.warn({ signal }, 'second signal: exiting without drain');
+      running.hub.destroy();
+      process.exit(1);
+    }
+    draining = true;
+    running.logger.info({ signal }, 'draining');
+    running.close().then(
+      () => {
+        running.logger.info('drained, exiting');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        running.logger.error({ err }, 'drain failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', drain);
+  process.on('SIGINT', drain);
+  process.on('SIGHUP', () => {
+    if (!reload) {
+      running.logger.warn('SIGHUP: no config file to reload');
+      return;
+    }
+    let next: HubConfig;
+    try {
+      next = reload();
+    } catch (err) {
+      running.logger.error({ err: err instanceof WshubError ? err.toJSON() : err }, 'SIGHUP: config invalid, keeping the running one');
+      return;
+    }
+    running.hub.reload(next).catch((err: unknown) => running.logger.error({ err }, 'reload failed'));
+  });
+}
+
+export async function serve(flags: ServeFlags): Promise<void> {
+  const config = resolveConfig(buildRawConfig(flags));
+  const running = await startHub(config);
+  handleSignals(running, flags.config ? () => resolveConfig(buildRawConfig(flags)) : undefined);
+}

@@ -1,0 +1,83 @@
+/**
+ * `wshub status` and `wshub tail`: look at a running hub.
+ */
+import WebSocket from 'ws';
+import { WshubError } from '../errors.js';
+import type { HubStats } from '../hub/hub.js';
+
+export async function fetchStatus(http: string): Promise<HubStats> {
+  const base = http.startsWith('http') ? http : `http://${http}`;
+  let res: Response;
+  try {
+    res = await fetch(new URL('/status', base), { signal: AbortSignal.timeout(5000) });
+  } catch (err) {
+    throw new WshubError('ERR_UPSTREAM_UNAVAILABLE', `cannot reach the hub at ${base}: ${(err as Error).cause ? String((err as { cause: unknown }).cause) : (err as Error).message}`, { cause: err });
+  }
+  if (!res.ok) throw new WshubError('ERR_UPSTREAM_UNAVAILABLE', `${base}/status answered ${res.status}`);
+  return (await res.json()) as HubStats;
+}
+
+function ago(ms: number | undefined, now: number): string {
+  if (ms === undefined) return '-';
+  const s = Math.round((now - ms) / 1000);
+  return s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
+}
+
+/** A human summary of a status snapshot. */
+export function formatStatus(s: HubStats): string {
+  const lines: string[] = [];
+  lines.push(`hub pid ${s.pid}, up ${ago(s.startedAt, s.now).replace(' ago', '')}, ${s.sessions.length} sessions, ${s.server.handshaking} handshaking`);
+  lines.push('');
+  lines.push('UPSTREAM        STATE         SINCE      SESSIONS  MSGS IN     DELIVERED   LAST CLOSE');
+  for (const u of s.upstreams) {
+    const c = u.client;
+    const last = c.lastClose ? `${c.lastClose.code ?? ''} ${c.lastClose.errorCode ?? ''} ${c.lastClose.reason}`.trim() : '-';
+    lines.push(
+      `${u.name.padEnd(15)} ${c.state.padEnd(13)} ${ago(c.state === 'open' ? c.lastOpenAt : c.lastCloseAt, s.now).padEnd(10)} ${String(u.sessions).padEnd(9)} ${String(u.messagesIn).padEnd(11)} ${String(u.deliveries).padEnd(11)} ${last}`,
+    );
+    for (const t of u.topics) lines.push(`  topic ${t.topic} — ${t.subscribers} subscribers${t.groups ? `, ${t.groups} groups` : ''}`);
+  }
+  if (s.sessions.length > 0) {
+    lines.push('');
+    lines.push('SESSION   UPSTREAM        GROUP       PEER            OUT         QUEUED    DROPPED');
+    for (const x of s.sessions) {
+      const dropped = Object.entries(x.dropped).map(([k, v]) => `${k}=${v}`).join(' ') || '0';
+      lines.push(
+        `${x.id.padEnd(9)} ${x.upstream.padEnd(15)} ${(x.group ?? '-').padEnd(11)} ${(x.remoteAddress ?? x.transport).padEnd(15)} ${String(x.messagesOut).padEnd(11)} ${String(x.queuedBytes).padEnd(9)} ${dropped}`,
+      );
+    }
+  }
+  const drops = Object.entries(s.dropped);
+  if (drops.length) lines.push('', `dropped: ${drops.map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  return lines.join('\n');
+}
+
+/** Resolve what `wshub tail` was given: a full ws URL, or an upstream name on a local hub. */
+export function tailUrl(target: string, opts: { listen?: string; tcp?: string }): string {
+  if (/^wss?(\+unix)?:\/\//.test(target)) return target;
+  const path = `/u/${encodeURIComponent(target)}`;
+  if (opts.tcp) return `ws://${opts.tcp}${path}`;
+  if (opts.listen) return `ws+unix://${opts.listen}:${path}`;
+  throw new WshubError('ERR_INVALID_OPTION', 'tail: give a ws:// or ws+unix:// URL, or an upstream name with --listen PATH or --tcp HOST:PORT');
+}
+
+/**
+ * Attach like a worker and print every message (one per line; binary as
+ * hex). `send` frames (e.g. a subscribe in the upstream's own protocol) are
+ * sent after the handshake. Resolves when the hub closes the session.
+ */
+export async function tail(url: string, opts: { send?: string[]; protocols?: string[]; out?: (line: string) => void }): Promise<void> {
+  const out = opts.out ?? ((line: string) => console.log(line));
+  const ws = new WebSocket(url, opts.protocols ?? []);
+  await new Promise<void>((resolve, reject) => {
+    ws.on('open', () => {
+      for (const frame of opts.send ?? []) ws.send(frame);
+    });
+    ws.on('message', (data: Buffer, isBinary: boolean) => out(isBinary ? `<binary ${data.length} bytes> ${data.toString('hex')}` : data.toString()));
+    ws.on('error', (err) => reject(new WshubError('ERR_PEER_GONE', `tail ${url}: ${err.message}`, { cause: err })));
+    ws.on('close', (code, reason) => {
+      out(`-- closed ${code} ${reason.toString()}`);
+      resolve();
+    });
+  });
+}

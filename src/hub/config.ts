@@ -1,0 +1,229 @@
+/**
+ * The daemon's configuration: a YAML or JSON file, flags on top, every key
+ * validated (unknown keys refused with their path), `${VAR}` and
+ * `${VAR:-default}` in any string taken from the environment so secrets stay
+ * out of the file.
+ *
+ * ```yaml
+ * listen: /run/wshub/wshub.sock
+ * tcp: 127.0.0.1:7070
+ * http: 127.0.0.1:7071
+ * upstreams:
+ *   feed:
+ *     url: wss://stream.example.com/ws
+ *     protocols: [feed-v1]
+ *     headers: { Authorization: "Bearer ${FEED_TOKEN}" }
+ *     adapter: json
+ *     topic: stream
+ *     subscribe: '{"method":"SUBSCRIBE","params":["{topic}"],"id":{id}}'
+ *     unsubscribe: '{"method":"UNSUBSCRIBE","params":["{topic}"],"id":{id}}'
+ *     slowConsumer: conflate
+ * ```
+ *
+ * An upstream entry holds the hub's keys (adapter, topic, templates, queue
+ * policy) and any option of `ResilientWebSocket` (pingIntervalMs, backoff,
+ * queue, tcpTimeoutMs, …), which that class validates itself.
+ */
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { WshubError, isWshubError } from '../errors.js';
+import { optionError } from '../options.js';
+import { resolveOptions as resolveClientOptions } from '../upstream/options.js';
+import { FrameTemplate } from '../adapters/template.js';
+import { SLOW_CONSUMER_POLICIES } from './session.js';
+
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+export const UPSTREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** `127.0.0.1:7070` → `{ host, port }`; bare `:7070` means loopback. */
+export function parseHostPort(value: string, where: string): { host: string; port: number } {
+  const v = value.startsWith(':') ? `127.0.0.1${value}` : value;
+  const m = HOST_PORT.exec(v);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new WshubError('ERR_INVALID_OPTION', `${where}: expected HOST:PORT (e.g. 127.0.0.1:7070), got "${value}"`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+const hostPort = z.string().refine((v) => HOST_PORT.test(v.startsWith(':') ? `127.0.0.1${v}` : v), 'expected HOST:PORT, e.g. 127.0.0.1:7070');
+
+/** Keys of an upstream entry that belong to the hub; everything else goes to ResilientWebSocket. */
+const hubUpstreamKeys = {
+  adapter: z.enum(['raw', 'json', 'jsonrpc']).default('raw'),
+  /** json: field path of the topic. */
+  topic: z.string().min(1).optional(),
+  subscribe: z.string().min(1).optional(),
+  unsubscribe: z.string().min(1).optional(),
+  ack: z.string().min(1).optional(),
+  idField: z.string().min(1).optional(),
+  requestTimeoutMs: z.number().int().positive().optional(),
+  /** jsonrpc: limits per session. */
+  maxInFlight: z.number().int().positive().optional(),
+  maxSubscriptions: z.number().int().positive().optional(),
+  slowConsumer: z.enum(SLOW_CONSUMER_POLICIES as [string, ...string[]]).optional(),
+  maxQueueBytes: z.number().int().positive().optional(),
+  /** /healthz is 503 while a required upstream is not open. @default true */
+  required: z.boolean().default(true),
+  /** PEM file with extra CA certificates. */
+  caFile: z.string().min(1).optional(),
+};
+
+export type UpstreamConfig = {
+  name: string;
+  adapter: 'raw' | 'json' | 'jsonrpc';
+  topic?: string | undefined;
+  subscribe?: string | undefined;
+  unsubscribe?: string | undefined;
+  ack?: string | undefined;
+  idField?: string | undefined;
+  requestTimeoutMs?: number | undefined;
+  maxInFlight?: number | undefined;
+  maxSubscriptions?: number | undefined;
+  slowConsumer?: 'drop-oldest' | 'conflate' | 'disconnect' | undefined;
+  maxQueueBytes?: number | undefined;
+  required: boolean;
+  /** Options for ResilientWebSocket, already validated. */
+  client: Record<string, unknown> & { url: string };
+};
+
+const upstreamSchema = z.looseObject(hubUpstreamKeys);
+
+const serverKeys = z.strictObject({
+  handshakeTimeoutMs: z.number().int().positive().optional(),
+  maxPayload: z.number().int().positive().optional(),
+  maxConnections: z.number().int().positive().optional(),
+  maxPendingHandshakes: z.number().int().positive().optional(),
+  maxMessagesPerSecond: z.number().min(0).optional(),
+  pingIntervalMs: z.number().int().min(0).optional(),
+  idleTimeoutMs: z.number().int().min(0).optional(),
+  drainTimeoutMs: z.number().int().min(0).optional(),
+  tokenOnUnix: z.boolean().optional(),
+});
+
+const configSchema = z.strictObject({
+  listen: z.string().min(1).optional(),
+  tcp: hostPort.optional(),
+  http: hostPort.optional(),
+  token: z.string().min(1).optional(),
+  allowedOrigins: z.array(z.string().min(1)).optional(),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  slowConsumer: z.enum(SLOW_CONSUMER_POLICIES as [string, ...string[]]).default('drop-oldest'),
+  maxQueueBytes: z.number().int().positive().optional(),
+  server: serverKeys.default({}),
+  upstreams: z.record(z.string(), upstreamSchema).default({}),
+});
+
+export interface HubConfig {
+  listen?: string | undefined;
+  tcp?: { host: string; port: number } | undefined;
+  http?: { host: string; port: number } | undefined;
+  token?: string | undefined;
+  allowedOrigins?: string[] | undefined;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  slowConsumer: 'drop-oldest' | 'conflate' | 'disconnect';
+  maxQueueBytes?: number | undefined;
+  server: z.output<typeof serverKeys>;
+  upstreams: UpstreamConfig[];
+}
+
+/** Replace `${VAR}` / `${VAR:-default}` in every string, naming the key of a missing variable. */
+export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv, path = ''): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_, name: string, fallback: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      throw new WshubError('ERR_CONFIG_FILE', `${path || 'config'}: environment variable ${name} is not set`);
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, env, `${path}[${i}]`));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteEnv(v, env, path ? `${path}.${k}` : k)]));
+  }
+  return value;
+}
+
+/** Read a YAML or JSON config file; throws ERR_CONFIG_FILE with the file and the reason. */
+export function readConfigFile(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new WshubError('ERR_CONFIG_FILE', `${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+  }
+  try {
+    return extname(file).toLowerCase() === '.json' ? (JSON.parse(text) as unknown) : (parseYaml(text) as unknown);
+  } catch (err) {
+    throw new WshubError('ERR_CONFIG_FILE', `${file}: not valid ${extname(file).toLowerCase() === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+  }
+}
+
+/** Validate a raw config object (file contents with flags merged in). */
+export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): HubConfig {
+  const substituted = substituteEnv(raw ?? {}, env);
+  const parsed = configSchema.safeParse(substituted);
+  if (!parsed.success) throw optionError(parsed.error, '', configSchema);
+  const c = parsed.data;
+  const upstreams: UpstreamConfig[] = [];
+  for (const [name, entry] of Object.entries(c.upstreams)) {
+    const where = `upstreams.${name}`;
+    if (!UPSTREAM_NAME.test(name)) throw new WshubError('ERR_INVALID_OPTION', `${where}: upstream names are letters, digits, "_", "." and "-" (at most 64)`);
+    const hubKeys = new Set(Object.keys(hubUpstreamKeys));
+    const client: Record<string, unknown> = { name };
+    for (const [k, v] of Object.entries(entry)) if (!hubKeys.has(k)) client[k] = v;
+    if (entry.caFile) {
+      try {
+        client.ca = readFileSync(entry.caFile, 'utf8');
+      } catch (err) {
+        throw new WshubError('ERR_CONFIG_FILE', `${where}.caFile: cannot read ${entry.caFile}`, { cause: err });
+      }
+    }
+    try {
+      resolveClientOptions(client as never);
+    } catch (err) {
+      if (isWshubError(err, 'ERR_INVALID_OPTION')) {
+        throw new WshubError('ERR_INVALID_OPTION', err.message.replace(/^upstream(\.|:)/, `${where}$1`).replace(/(^|; )upstream\./g, `$1${where}.`), { cause: err });
+      }
+      throw err;
+    }
+    if (entry.adapter === 'json') {
+      for (const key of ['topic', 'subscribe', 'unsubscribe'] as const) {
+        if (!entry[key]) throw new WshubError('ERR_INVALID_OPTION', `${where}.${key}: required by the json adapter`);
+      }
+      new FrameTemplate(entry.subscribe!, `${where}.subscribe`);
+      new FrameTemplate(entry.unsubscribe!, `${where}.unsubscribe`);
+    }
+    upstreams.push({
+      name,
+      adapter: entry.adapter,
+      topic: entry.topic,
+      subscribe: entry.subscribe,
+      unsubscribe: entry.unsubscribe,
+      ack: entry.ack,
+      idField: entry.idField,
+      requestTimeoutMs: entry.requestTimeoutMs,
+      maxInFlight: entry.maxInFlight,
+      maxSubscriptions: entry.maxSubscriptions,
+      slowConsumer: (entry.slowConsumer ?? c.slowConsumer) as UpstreamConfig['slowConsumer'],
+      maxQueueBytes: entry.maxQueueBytes ?? c.maxQueueBytes,
+      required: entry.required,
+      client: client as UpstreamConfig['client'],
+    });
+  }
+  if (c.listen === undefined && c.tcp === undefined) {
+    throw new WshubError('ERR_INVALID_OPTION', 'listen: set listen (Unix socket path) or tcp (HOST:PORT) so workers can attach');
+  }
+  return {
+    listen: c.listen,
+    tcp: c.tcp === undefined ? undefined : parseHostPort(c.tcp, 'tcp'),
+    http: c.http === undefined ? undefined : parseHostPort(c.http, 'http'),
+    token: c.token,
+    allowedOrigins: c.allowedOrigins,
+    logLevel: c.logLevel,
+    slowConsumer: c.slowConsumer as HubConfig['slowConsumer'],
+    maxQueueBytes: c.maxQueueBytes,
+    server: c.server,
+    upstreams,
+  };
+}

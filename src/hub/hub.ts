@@ -1,0 +1,293 @@
+/**
+ * The hub: holds every configured upstream and shares each with the sessions
+ * attached through the hardened listener.
+ *
+ * Paths:
+ * - `/u/<upstream>` — transparent mode: the session sees the upstream as if it
+ *   were connected itself. Query: `group=<name>` (each message once per group),
+ *   `snapshot=1` (last message of each topic on subscribe), `slowConsumer=`
+ *   (`drop-oldest` | `conflate` | `disconnect`, overriding the upstream's).
+ * - `/hub` — envelope mode (see docs/protocol.md).
+ *
+ * Subprotocols: a session that asks for subprotocols gets the upstream's
+ * negotiated one back if it offered it; before the upstream's first open,
+ * the first configured `protocols` entry it offered.
+ *
+ * An upstream closed for good (a fatal close code, an auth failure) closes
+ * its sessions with 1011 and the reason, and refuses new ones with 503: a
+ * worker must not wait forever on a feed that will not come back.
+ */
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import { WshubError } from '../errors.js';
+import { silentLogger, type Logger } from '../observe/log.js';
+import { HardenedServer } from '../server/server.js';
+import type { PeerInfo, Refusal, Session as ServerSession, ServerStats } from '../server/types.js';
+import type { StateChange, UpstreamStats } from '../upstream/types.js';
+import type { HubConfig, UpstreamConfig } from './config.js';
+import { Session, type SessionStats, type SlowConsumerPolicy, SLOW_CONSUMER_POLICIES } from './session.js';
+import { HubUpstream } from './upstream.js';
+
+export const TRANSPARENT_PREFIX = '/u/';
+export const ENVELOPE_PATH = '/hub';
+
+export interface HubUpstreamStats {
+  name: string;
+  adapter: string;
+  required: boolean;
+  client: UpstreamStats;
+  sessions: number;
+  messagesIn: number;
+  bytesIn: number;
+  deliveries: number;
+  unrouted: number;
+  sessionErrors: Record<string, number>;
+  topics: Array<{ topic: string; subscribers: number; groups: number }>;
+  adapterStats: Record<string, unknown>;
+  history: StateChange[];
+  gapStart: number | undefined;
+}
+
+/** The one stats snapshot that feeds /status, /metrics and the status page. */
+export interface HubStats {
+  startedAt: number;
+  now: number;
+  pid: number;
+  upstreams: HubUpstreamStats[];
+  sessions: SessionStats[];
+  server: ServerStats;
+  dropped: Record<string, number>;
+}
+
+export interface HubEvents {
+  state: [upstream: string, change: StateChange];
+  session: [Session];
+}
+
+export interface HubOptions {
+  config: HubConfig;
+  logger?: Logger;
+}
+
+export class Hub extends EventEmitter<HubEvents> {
+  readonly startedAt = Date.now();
+  readonly upstreams = new Map<string, HubUpstream>();
+  readonly sessions = new Map<string, Session>();
+  readonly server: HardenedServer;
+  readonly log: Logger;
+  #config: HubConfig;
+  /** Drops summed over sessions that already left, so totals never go backwards. */
+  readonly #retiredDrops: Record<string, number> = {};
+  #closing = false;
+
+  constructor(options: HubOptions) {
+    super();
+    this.#config = options.config;
+    this.log = options.logger ?? silentLogger;
+    const c = options.config;
+    this.server = new HardenedServer({
+      ...(c.listen === undefined ? {} : { listen: c.listen }),
+      ...(c.tcp === undefined ? {} : { tcp: c.tcp }),
+      ...(c.token === undefined ? {} : { token: c.token }),
+      ...(c.allowedOrigins === undefined ? {} : { allowedOrigins: c.allowedOrigins }),
+      ...stripUndefined(c.server),
+      logger: this.log.child({ part: 'server' }),
+      authorize: (req, peer) => this.#authorize(req, peer),
+      handleProtocols: (protocols, req) => this.#selectProtocol(protocols, req),
+    });
+    this.server.on('session', (s) => this.#attach(s));
+    for (const upstream of c.upstreams) this.#addUpstream(upstream);
+  }
+
+  get config(): HubConfig {
+    return this.#config;
+  }
+
+  /** Bind the listeners and connect every upstream. */
+  async start(): Promise<void> {
+    await this.server.listen();
+    for (const up of this.upstreams.values()) up.start();
+    this.log.info({ addresses: this.server.addresses(), upstreams: [...this.upstreams.keys()] }, 'hub started');
+  }
+
+  /**
+   * Apply a new config (SIGHUP): upstreams added are connected, removed ones
+   * drained (sessions closed 1001), changed ones replaced. Listener settings
+   * need a restart and are left as they are (logged).
+   */
+  async reload(next: HubConfig): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
+    const before = new Map(this.#config.upstreams.map((u) => [u.name, JSON.stringify(u)]));
+    const after = new Map(next.upstreams.map((u) => [u.name, u]));
+    const added: string[] = [];
+    const removed: string[] = [];
+    const changed: string[] = [];
+    for (const name of before.keys()) {
+      if (!after.has(name)) removed.push(name);
+      else if (before.get(name) !== JSON.stringify(after.get(name))) changed.push(name);
+    }
+    for (const name of after.keys()) if (!before.has(name)) added.push(name);
+    await Promise.all([...removed, ...changed].map((name) => this.#removeUpstream(name, 'upstream removed by config reload')));
+    for (const name of [...changed, ...added]) {
+      const up = this.#addUpstream(after.get(name)!);
+      up.start();
+    }
+    this.#config = { ...this.#config, upstreams: next.upstreams };
+    this.log.info({ added, removed, changed }, 'config reloaded');
+    return { added, removed, changed };
+  }
+
+  stats(): HubStats {
+    const dropped: Record<string, number> = { ...this.#retiredDrops };
+    const sessions = [...this.sessions.values()].map((s) => {
+      const st = s.stats();
+      for (const [reason, n] of Object.entries(st.dropped)) dropped[reason] = (dropped[reason] ?? 0) + n;
+      return st;
+    });
+    return {
+      startedAt: this.startedAt,
+      now: Date.now(),
+      pid: process.pid,
+      upstreams: [...this.upstreams.values()].map((up) => ({
+        name: up.name,
+        adapter: up.config.adapter,
+        required: up.config.required,
+        client: up.stats(),
+        sessions: up.route.sessions.size,
+        messagesIn: up.route.counters.messagesIn,
+        bytesIn: up.route.counters.bytesIn,
+        deliveries: up.route.counters.deliveries,
+        unrouted: up.route.counters.unrouted,
+        sessionErrors: { ...up.route.counters.sessionErrors },
+        topics: up.route.topicStats(),
+        adapterStats: up.adapter.stats?.() ?? {},
+        history: [...up.history],
+        gapStart: up.gapStart,
+      })),
+      sessions,
+      server: this.server.stats(),
+      dropped,
+    };
+  }
+
+  /** Graceful: stop accepting, close sessions 1001 after flushing, close upstreams. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    await this.server.close();
+    await Promise.all([...this.upstreams.values()].map((up) => up.client.close(1001, 'hub shutting down')));
+  }
+
+  /** Immediate. Idempotent. */
+  destroy(): void {
+    this.#closing = true;
+    this.server.destroy();
+    for (const up of this.upstreams.values()) up.client.destroy();
+  }
+
+  #addUpstream(config: UpstreamConfig): HubUpstream {
+    const up = new HubUpstream(config, this.log);
+    up.on('state', (change) => {
+      this.emit('state', up.name, change);
+      if (change.to === 'closed' && !this.#closing) {
+        const reason = `upstream closed: ${change.cause?.code ?? change.reason}`.slice(0, 120);
+        for (const session of up.route.sessions) session.ws.close(1011, reason);
+      }
+    });
+    this.upstreams.set(config.name, up);
+    return up;
+  }
+
+  async #removeUpstream(name: string, reason: string): Promise<void> {
+    const up = this.upstreams.get(name);
+    if (!up) return;
+    this.upstreams.delete(name);
+    for (const session of up.route.sessions) session.ws.close(1001, reason);
+    await up.client.close(1001, reason);
+  }
+
+  #upstreamOf(path: string): HubUpstream | undefined {
+    if (!path.startsWith(TRANSPARENT_PREFIX)) return undefined;
+    let name: string;
+    try {
+      name = decodeURIComponent(path.slice(TRANSPARENT_PREFIX.length));
+    } catch {
+      return undefined;
+    }
+    return this.upstreams.get(name);
+  }
+
+  #authorize(_req: IncomingMessage, peer: PeerInfo): Refusal | undefined {
+    if (this.#closing) return { status: 503, code: 'ERR_SHUTTING_DOWN', message: 'hub is shutting down' };
+    if (peer.path === ENVELOPE_PATH) return undefined;
+    if (!peer.path.startsWith(TRANSPARENT_PREFIX)) {
+      return { status: 404, code: 'ERR_NOT_FOUND', message: `no route for ${peer.path}; attach to ${TRANSPARENT_PREFIX}<upstream> or ${ENVELOPE_PATH}` };
+    }
+    const up = this.#upstreamOf(peer.path);
+    if (!up) return { status: 404, code: 'ERR_UNKNOWN_UPSTREAM', message: `unknown upstream in ${peer.path}; configured: ${[...this.upstreams.keys()].join(', ')}` };
+    if (up.client.state === 'closed') return { status: 503, code: 'ERR_UPSTREAM_UNAVAILABLE', message: `upstream ${up.name} is closed: ${up.lastChange?.reason ?? ''}` };
+    const policy = peer.query.get('slowConsumer');
+    if (policy !== null && !SLOW_CONSUMER_POLICIES.includes(policy as SlowConsumerPolicy)) {
+      return { status: 400, code: 'ERR_INVALID_OPTION', message: `slowConsumer must be one of ${SLOW_CONSUMER_POLICIES.join(', ')}` };
+    }
+    return undefined;
+  }
+
+  #selectProtocol(protocols: Set<string>, req: IncomingMessage): string | false {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const up = this.#upstreamOf(path);
+    if (!up) return false;
+    const negotiated = up.client.protocol;
+    if (negotiated && protocols.has(negotiated)) return negotiated;
+    for (const p of (up.config.client.protocols as string[] | undefined) ?? []) if (protocols.has(p)) return p;
+    return false;
+  }
+
+  #attach(s: ServerSession): void {
+    const up = this.#upstreamOf(s.peer.path);
+    if (!up) {
+      // `/hub` sessions are served by the envelope module once it exists; refuse cleanly until then.
+      s.ws.close(1008, 'no such route');
+      return;
+    }
+    const query = s.peer.query;
+    const snapshot = query.get('snapshot');
+    const session = new Session({
+      id: s.id,
+      upstream: up.name,
+      ws: s.ws,
+      socket: s.socket,
+      group: query.get('group') || undefined,
+      snapshot: snapshot === '1' || snapshot === 'true',
+      peer: { transport: s.peer.transport, remoteAddress: s.peer.remoteAddress, remotePort: s.peer.remotePort },
+      policy: (query.get('slowConsumer') as SlowConsumerPolicy | null) ?? up.config.slowConsumer ?? this.#config.slowConsumer,
+      ...(up.config.maxQueueBytes === undefined ? {} : { maxQueueBytes: up.config.maxQueueBytes }),
+      onDrop: (sess, reason, count, topic) => {
+        if (count > 0) this.log.debug({ session: sess.id, upstream: sess.upstream, reason, count, topic }, 'dropped for slow consumer');
+      },
+    });
+    this.sessions.set(session.id, session);
+    up.route.attach(session);
+    this.log.info({ session: session.id, upstream: up.name, transport: session.peer.transport, remoteAddress: session.peer.remoteAddress, group: session.group }, 'session attached');
+    s.ws.on('message', (data: Buffer, isBinary: boolean) => {
+      session.messagesIn++;
+      session.bytesIn += data.length;
+      try {
+        up.adapter.onSessionMessage(session, data, isBinary);
+      } catch (err) {
+        const error = err instanceof WshubError ? err : new WshubError('ERR_BAD_MESSAGE', `adapter failed on a session message: ${(err as Error).message}`, { cause: err });
+        up.route.sessionError(session, error);
+      }
+    });
+    s.ws.once('close', (code: number, reason: Buffer) => {
+      up.route.detach(session);
+      this.sessions.delete(session.id);
+      for (const [r, n] of Object.entries(session.stats().dropped)) this.#retiredDrops[r] = (this.#retiredDrops[r] ?? 0) + n;
+      this.log.info({ session: session.id, upstream: up.name, code, reason: reason.toString() }, 'session detached');
+    });
+    this.emit('session', session);
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
