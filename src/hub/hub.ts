@@ -174,7 +174,7 @@ export class Hub extends EventEmitter<HubEvents> {
     if (this.#closing) return;
     this.#closing = true;
     await this.server.close();
-    await Promise.all([...this.upstreams.values()].map((up) => up.client.close(1001, 'hub shutting down')));
+    await Promise.all([...this.upstreams.values()].map((up) => up.client.close(1000, 'hub shutting down')));
   }
 
   /** Immediate. Idempotent. */
@@ -202,7 +202,7 @@ export class Hub extends EventEmitter<HubEvents> {
     if (!up) return;
     this.upstreams.delete(name);
     for (const session of up.route.sessions) session.ws.close(1001, reason);
-    await up.client.close(1001, reason);
+    await up.client.close(1000, reason);
   }
 
   #upstreamOf(path: string): HubUpstream | undefined {
