@@ -63,7 +63,10 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
   #uptimeTimer: NodeJS.Timeout | undefined;
   #drainTimer: NodeJS.Timeout | undefined;
   #needDrain = false;
+  #drainCleanup: (() => void) | undefined;
   #closing: Promise<void> | undefined;
+  /** The socket of the last graceful close, until the server answers it (destroy() cuts it short). */
+  #lingering: WebSocket | undefined;
 
   #connections = 0;
   #reconnects = 0;
@@ -79,6 +82,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
   #messagesOut = 0;
   #bytesIn = 0;
   #bytesOut = 0;
+  #lastRttMs: number | undefined;
 
   /** Validates `options` (throws `ERR_INVALID_OPTION` naming the key); stays idle until `connect()`. */
   constructor(options: ResilientWebSocketOptions) {
@@ -176,7 +180,11 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
 
   /** Immediate and final: terminate the socket without a close handshake. Idempotent. */
   destroy(err?: Error): void {
-    if (this.#state === 'closed') return;
+    if (this.#state === 'closed') {
+      // A graceful close still waiting for the server's close frame ends now.
+      this.#lingering?.terminate();
+      return;
+    }
     const cause = err === undefined ? undefined
       : isWshubError(err) ? err : new WshubError('ERR_CLOSED', `ERR_CLOSED destroyed: ${err.message}`, { cause: err });
     const conn = this.#conn;
@@ -209,7 +217,6 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     };
   }
 
-  #lastRttMs: number | undefined;
 
   // ── state machine ────────────────────────────────────────────────────────
 
@@ -228,10 +235,12 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
   }
 
   #startAttempt(reason: string): void {
+    this.#log.info({ event: 'connecting', url: this.#safeUrl, attempt: this.#attempt }, 'connecting');
     this.#setState('connecting', reason);
+    // A 'state' listener may have closed the client already.
+    if (this.#state !== 'connecting') return;
     const abort = new AbortController();
     this.#dialAbort = abort;
-    this.#log.info({ event: 'connecting', url: this.#safeUrl, attempt: this.#attempt }, 'connecting');
     this.#dialAndUpgrade(abort.signal).then(
       ({ ws, dialed }) => {
         if (abort.signal.aborted) {
@@ -407,7 +416,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     const conn = this.#conn;
     this.#conn = undefined;
     if (conn) this.#teardown(conn, code, reason);
-    this.#stopDrainWatch(true);
+    const wasWaiting = this.#stopDrainWatch();
 
     this.#lastCloseAt = Date.now();
     this.#lastClose = {
@@ -423,6 +432,13 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
       status: cause?.details.status, uptimeMs: conn ? Date.now() - conn.openedAt : undefined,
     }, 'close');
 
+    this.#next(retry, reason, cause);
+    // A sender waiting for 'drain' is released: its next sends are queued (or refused), not blocked.
+    if (wasWaiting) this.emit('drain');
+  }
+
+  /** After a teardown: retry now, retry after backoff, or close for good. */
+  #next(retry: Retry, reason: string, cause: WshubError | undefined): void {
     if (retry === false) {
       this.#final(reason, cause);
       return;
@@ -449,6 +465,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     this.#reconnectsByCause[cause.code] = (this.#reconnectsByCause[cause.code] ?? 0) + 1;
     this.#log.info({ event: 'reconnect', delayMs, attempt: this.#attempt, outage, cause: cause.code }, 'reconnect scheduled');
     this.#setState('reconnecting', reason, { delayMs, cause, outage });
+    if (this.#state !== 'reconnecting') return;
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       if (this.#state === 'reconnecting') this.#startAttempt(`retry ${this.#attempt} after ${delayMs} ms`);
@@ -472,7 +489,11 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     if (ws.readyState === WebSocket.OPEN && (code === 1000 || (code >= 3000 && code <= 4999))) {
       ws.close(code, truncateReason(reason));
       const timer = setTimeout(() => ws.terminate(), this.options.closeTimeoutMs);
-      ws.once('close', () => clearTimeout(timer));
+      this.#lingering = ws;
+      ws.once('close', () => {
+        clearTimeout(timer);
+        if (this.#lingering === ws) this.#lingering = undefined;
+      });
     } else if (ws.readyState !== WebSocket.CLOSED) {
       ws.terminate();
     }
@@ -502,7 +523,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     this.#needDrain = true;
     const check = (): void => {
       if (this.#conn !== conn) return;
-      if (conn.ws.bufferedAmount <= this.options.highWaterMarkBytes) this.#stopDrainWatch(true);
+      if (conn.ws.bufferedAmount <= this.options.highWaterMarkBytes && this.#stopDrainWatch()) this.emit('drain');
     };
     conn.socket.on('drain', check);
     this.#drainTimer = setInterval(check, DRAIN_POLL_MS);
@@ -510,17 +531,16 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     this.#drainCleanup = () => conn.socket.off('drain', check);
   }
 
-  #drainCleanup: (() => void) | undefined;
 
-  /** Stop watching; a waiting sender is told `drain` (also on disconnect: its next sends are queued, not blocked). */
-  #stopDrainWatch(emit: boolean): void {
-    if (!this.#needDrain) return;
+  /** Stop watching for drain; true when a sender was waiting (the caller then emits `drain`). */
+  #stopDrainWatch(): boolean {
+    if (!this.#needDrain) return false;
     this.#needDrain = false;
     clearInterval(this.#drainTimer);
     this.#drainTimer = undefined;
     this.#drainCleanup?.();
     this.#drainCleanup = undefined;
-    if (emit) this.emit('drain');
+    return true;
   }
 
   // ── network changes ──────────────────────────────────────────────────────
