@@ -3,49 +3,31 @@
  * everything that can be survived. One state machine (state.ts), one exit
  * for every teardown (`#disconnect`), dialing phase by phase (dial.ts,
  * upgrade.ts), backoff with full jitter (backoff.ts), liveness by ping or
- * application heartbeat (liveness.ts), a bounded outbound queue while not
- * open (outbox.ts), and close codes that decide whether to retry
- * (close-policy.ts).
+ * application heartbeat (liveness.ts, connection.ts), a bounded outbound
+ * queue while not open (outbox.ts), explicit backpressure (drain.ts) and
+ * close codes that decide whether to retry (close-policy.ts).
  */
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
-import WebSocket from 'ws';
-import { WshubError, errnoOf, isWshubError } from '../errors.js';
+import type WebSocket from 'ws';
+import { WshubError, isWshubError } from '../errors.js';
 import { redactUrl, silentLogger, type Logger } from '../observe/log.js';
 import { backoffDelay } from './backoff.js';
-import { isFatalCloseCode, isFatalHttpStatus } from './close-policy.js';
+import { classifyClose, isFatalHttpStatus } from './close-policy.js';
+import { Connection } from './connection.js';
+import { Counters } from './counters.js';
 import { dial, formatAddress, type Dialed } from './dial.js';
-import { Liveness } from './liveness.js';
+import { DrainWatch } from './drain.js';
 import { NetWatcher, normalizeAddress, type AddressChange } from './netwatch.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
-import { Outbox, type OutboxItem } from './outbox.js';
+import { Outbox } from './outbox.js';
 import { canMove } from './state.js';
 import type {
-  DropNotice, OpenInfo, ResilientWebSocketEvents, ResilientWebSocketOptions, SendOptions, SendResult,
-  StateChange, UpstreamState, UpstreamStats,
+  ResilientWebSocketEvents, ResilientWebSocketOptions, SendOptions, SendResult, StateChange, UpstreamState, UpstreamStats,
 } from './types.js';
 import { upgrade } from './upgrade.js';
 
-/** How often `bufferedAmount` is re-checked while a caller waits for `drain`, besides the socket's own 'drain'. */
-const DRAIN_POLL_MS = 50;
-/** RFC 6455 limits a close reason to 123 bytes. */
-const MAX_CLOSE_REASON_BYTES = 123;
-
 /** How the next attempt is scheduled after a teardown. */
 type Retry = 'backoff' | 'now' | false;
-
-interface Connection {
-  ws: WebSocket;
-  socket: Socket;
-  info: OpenInfo;
-  liveness: Liveness;
-  openedAt: number;
-  /** Resolves when the socket is fully closed. */
-  closed: Promise<void>;
-  lastError: Error | undefined;
-  probing: boolean;
-  unwatch: (() => void) | undefined;
-}
 
 export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
   /** The validated, frozen options. */
@@ -54,35 +36,19 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
   readonly #safeUrl: string;
   readonly #log: Logger;
   readonly #outbox: Outbox;
+  readonly #drain: DrainWatch;
+  readonly #counters = new Counters();
 
   #state: UpstreamState = 'idle';
+  /** Consecutive failures; reset once a connection stays up for backoff.minUptimeMs. */
   #attempt = 0;
   #conn: Connection | undefined;
   #dialAbort: AbortController | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #uptimeTimer: NodeJS.Timeout | undefined;
-  #drainTimer: NodeJS.Timeout | undefined;
-  #needDrain = false;
-  #drainCleanup: (() => void) | undefined;
   #closing: Promise<void> | undefined;
   /** The socket of the last graceful close, until the server answers it (destroy() cuts it short). */
   #lingering: WebSocket | undefined;
-
-  #connections = 0;
-  #reconnects = 0;
-  readonly #reconnectsByCause: Record<string, number> = {};
-  readonly #dropped: Record<string, number> = {};
-  #lastOpenAt: number | undefined;
-  #lastCloseAt: number | undefined;
-  #lastClose: UpstreamStats['lastClose'];
-  #protocol = '';
-  #remoteAddress: string | undefined;
-  #family: string | undefined;
-  #messagesIn = 0;
-  #messagesOut = 0;
-  #bytesIn = 0;
-  #bytesOut = 0;
-  #lastRttMs: number | undefined;
 
   /** Validates `options` (throws `ERR_INVALID_OPTION` naming the key); stays idle until `connect()`. */
   constructor(options: ResilientWebSocketOptions) {
@@ -92,6 +58,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     this.#safeUrl = redactUrl(this.options.url);
     this.#log = (this.options.logger ?? silentLogger).child({ upstream: this.options.name ?? this.#url.host });
     this.#outbox = new Outbox(this.options.queue, (item, error) => this.#drop(error, item.bytes, item.tag));
+    this.#drain = new DrainWatch(this.options.highWaterMarkBytes, () => this.emit('drain'));
   }
 
   get state(): UpstreamState {
@@ -100,7 +67,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
 
   /** The subprotocol the server chose on the current (or last) connection; '' when none. */
   get protocol(): string {
-    return this.#protocol;
+    return this.#counters.protocol;
   }
 
   /** Start connecting. A no-op unless idle; throws `ERR_CLOSED` after close. */
@@ -114,6 +81,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
    * Send now when open, else queue (bounded, with a TTL) until the next open.
    * Strings go as text frames and Buffers as binary unless `binary` says otherwise.
    * `wait: true` means the socket's buffer passed `highWaterMarkBytes`: wait for `drain`.
+   * Refused messages (`ok: false`) are also reported by a `drop` event and counted.
    */
   send(data: Buffer | string, opts: SendOptions = {}): SendResult {
     const binary = opts.binary ?? typeof data !== 'string';
@@ -124,10 +92,10 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
       return { ok: false, error };
     }
     const conn = this.#conn;
-    if (this.#state === 'open' && conn && conn.ws.readyState === WebSocket.OPEN) {
+    if (this.#state === 'open' && conn && conn.ws.readyState === conn.ws.OPEN) {
       this.#write(conn, data, binary, bytes);
       const wait = conn.ws.bufferedAmount > this.options.highWaterMarkBytes;
-      if (wait) this.#awaitDrain(conn);
+      if (wait) this.#drain.watch(conn.ws, conn.socket);
       return { ok: true, queued: false, wait };
     }
     const error = this.#outbox.push(data, binary, bytes, opts.tag, opts.ttlMs);
@@ -143,7 +111,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     this.#conn?.liveness.markAlive();
   }
 
-  /** Force a fresh connection now (no backoff). A no-op while idle or closed. */
+  /** Force a fresh connection now (no backoff, no failure counted). A no-op while idle or closed. */
   reconnect(reason: string): void {
     switch (this.#state) {
       case 'idle':
@@ -194,29 +162,13 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
 
   /** One snapshot of everything counted; feeds /status and /metrics. */
   stats(): UpstreamStats {
-    return {
+    return this.#counters.snapshot({
       state: this.#state,
       url: this.#safeUrl,
       attempt: this.#attempt,
-      connections: this.#connections,
-      reconnects: this.#reconnects,
-      reconnectsByCause: { ...this.#reconnectsByCause },
-      lastOpenAt: this.#lastOpenAt,
-      lastCloseAt: this.#lastCloseAt,
-      lastClose: this.#lastClose ? { ...this.#lastClose } : undefined,
-      protocol: this.#protocol,
-      remoteAddress: this.#remoteAddress,
-      family: this.#family,
-      messagesIn: this.#messagesIn,
-      messagesOut: this.#messagesOut,
-      bytesIn: this.#bytesIn,
-      bytesOut: this.#bytesOut,
-      lastRttMs: this.#lastRttMs,
       queue: { messages: this.#outbox.messages, bytes: this.#outbox.bytes },
-      dropped: { ...this.#dropped },
-    };
+    });
   }
-
 
   // ── state machine ────────────────────────────────────────────────────────
 
@@ -293,67 +245,36 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
   }
 
   #onOpen(ws: WebSocket, dialed: Dialed): void {
-    const socket = dialed.socket;
-    const now = Date.now();
-    this.#connections++;
-    const info: OpenInfo = {
-      type: 'open',
-      protocol: ws.protocol,
-      extensions: ws.extensions,
-      localAddress: socket.localAddress,
-      localPort: socket.localPort,
-      remoteAddress: socket.remoteAddress ?? dialed.address,
-      remotePort: socket.remotePort ?? dialed.port,
-      family: dialed.family,
-      connection: this.#connections,
-      at: now,
-    };
-    const conn: Connection = {
-      ws, socket, info, openedAt: now, lastError: undefined, probing: false, unwatch: undefined,
-      closed: new Promise((resolve) => {
-        if (ws.readyState === WebSocket.CLOSED) resolve();
-        else ws.once('close', () => resolve());
-      }),
-      liveness: new Liveness({
-        pingIntervalMs: this.options.pingIntervalMs,
-        pongTimeoutMs: this.options.pongTimeoutMs,
-        mode: this.options.liveness,
-        ping: (payload) => {
-          if (ws.readyState !== WebSocket.OPEN) return false;
-          ws.ping(payload);
-          return true;
-        },
-        onDead: (sinceMs) => {
-          if (this.#conn !== conn) return;
-          const cause = new WshubError('ERR_PONG_TIMEOUT',
-            `ERR_PONG_TIMEOUT ${formatAddress(dialed.address, dialed.port)} (no ${this.options.liveness === 'app' ? 'pong or markAlive()' : 'pong or frame'} within ${sinceMs} ms of a ping)`,
-            { details: { address: formatAddress(dialed.address, dialed.port) } });
-          this.#disconnect(1006, cause.message, 'backoff', cause);
-        },
-      }),
-    };
+    const counters = this.#counters;
+    counters.connections++;
+    const conn: Connection = new Connection(ws, dialed, counters.connections, this.options, {
+      message: (data, isBinary) => {
+        counters.messagesIn++;
+        counters.bytesIn += data.length;
+        this.emit('message', data, isBinary);
+      },
+      pong: (rttMs) => {
+        if (rttMs !== undefined) counters.lastRttMs = rttMs;
+      },
+      dead: (sinceMs) => {
+        if (this.#conn !== conn) return;
+        const proof = this.options.liveness === 'app' ? 'pong or markAlive()' : 'pong or frame';
+        const cause = new WshubError('ERR_PONG_TIMEOUT', `ERR_PONG_TIMEOUT ${conn.label} (no ${proof} within ${sinceMs} ms of a ping)`,
+          { details: { address: conn.label } });
+        this.#disconnect(1006, cause.message, 'backoff', cause);
+      },
+      close: (code, reason) => {
+        if (this.#conn !== conn) return;
+        const { cause, retry, summary } = classifyClose(code, reason, conn.label, conn.lastError, this.options.fatalCloseCodes);
+        this.#disconnect(code, code === 1006 ? cause.message : summary, retry ? 'backoff' : false, cause);
+      },
+    });
+    const info = conn.info;
     this.#conn = conn;
-    this.#protocol = info.protocol;
-    this.#remoteAddress = info.remoteAddress;
-    this.#family = info.family;
-    this.#lastOpenAt = now;
-
-    ws.on('message', (data, isBinary) => {
-      const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
-      this.#messagesIn++;
-      this.#bytesIn += buf.length;
-      conn.liveness.frame();
-      this.emit('message', buf, isBinary);
-    });
-    ws.on('ping', () => conn.liveness.frame());
-    ws.on('pong', (payload) => {
-      conn.liveness.pong(payload);
-      this.#lastRttMs = conn.liveness.lastRttMs;
-    });
-    ws.on('error', (err) => {
-      conn.lastError = err;
-    });
-    ws.on('close', (code, reasonBuf) => this.#onSocketClose(conn, code, reasonBuf.toString()));
+    counters.protocol = info.protocol;
+    counters.remoteAddress = info.remoteAddress;
+    counters.family = info.family;
+    counters.lastOpenAt = conn.openedAt;
 
     if (this.options.netwatch && info.localAddress) {
       conn.unwatch = NetWatcher.shared(this.options.netwatchIntervalMs).subscribe((change) => this.#onAddressChange(conn, change));
@@ -368,41 +289,19 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     for (const item of this.#outbox.takeAll()) this.#write(conn, item.data, item.binary, item.bytes);
 
     this.#log.info({
-      event: 'open', url: this.#safeUrl, address: formatAddress(dialed.address, dialed.port), family: info.family,
-      localAddress: info.localAddress, protocol: info.protocol, tried: dialed.tried, connection: info.connection,
+      event: 'open', url: this.#safeUrl, address: conn.label, family: info.family, localAddress: info.localAddress,
+      protocol: info.protocol, tried: dialed.tried, connection: info.connection,
     }, 'open');
-    this.#setState('open', `connected to ${formatAddress(dialed.address, dialed.port)}`);
+    this.#setState('open', `connected to ${conn.label}`);
     if (this.#conn === conn) this.emit('open', info);
-  }
-
-  #onSocketClose(conn: Connection, code: number, reason: string): void {
-    if (this.#conn !== conn) return;
-    const address = formatAddress(conn.info.remoteAddress ?? '', conn.info.remotePort ?? 0);
-    if (code === 1006) {
-      const err = conn.lastError;
-      const errno = errnoOf(err);
-      const cause = new WshubError('ERR_CONNECTION_LOST',
-        `ERR_CONNECTION_LOST ${address} (closed without a close frame${err ? `: ${errno ?? err.message}` : ''})`,
-        { cause: err, details: { address, errno } });
-      this.#disconnect(1006, cause.message, 'backoff', cause);
-      return;
-    }
-    const quoted = `server closed ${code}${reason ? ` "${reason}"` : ''}`;
-    if (isFatalCloseCode(code, this.options.fatalCloseCodes)) {
-      const cause = new WshubError('ERR_FATAL_CLOSE_CODE', `ERR_FATAL_CLOSE_CODE ${address} (${quoted}; configured as final, not retrying)`,
-        { details: { address, closeCode: code, closeReason: reason } });
-      this.#disconnect(code, quoted, false, cause);
-      return;
-    }
-    const cause = new WshubError('ERR_SERVER_CLOSED', `ERR_SERVER_CLOSED ${address} (${quoted})`, { details: { address, closeCode: code, closeReason: reason } });
-    this.#disconnect(code, quoted, 'backoff', cause);
   }
 
   /**
    * The one exit. Tears down whatever exists (dial in progress, open socket,
-   * timers, watchers), records why, then either schedules the next attempt or
-   * closes for good. `code` is sent in a close frame when the socket is still
-   * open and the code may be sent (1000, 3000-4999); otherwise the socket is terminated.
+   * timers, watchers), records and logs why, then retries (after backoff, or
+   * at once) or closes for good. `code` goes in a close frame when the socket
+   * is still open and a client may send it (1000, 3000-4999); otherwise the
+   * socket is terminated.
    */
   #disconnect(code: number, reason: string, retry: Retry, cause: WshubError | undefined): void {
     if (this.#state === 'closed') return;
@@ -415,20 +314,29 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
 
     const conn = this.#conn;
     this.#conn = undefined;
-    if (conn) this.#teardown(conn, code, reason);
-    const wasWaiting = this.#stopDrainWatch();
+    if (conn) {
+      const lingering = conn.teardown(code, reason, this.options.closeTimeoutMs);
+      if (lingering) {
+        this.#lingering = lingering;
+        lingering.once('close', () => {
+          if (this.#lingering === lingering) this.#lingering = undefined;
+        });
+      }
+    }
+    const wasWaiting = this.#drain.stop();
 
-    this.#lastCloseAt = Date.now();
-    this.#lastClose = {
+    const counters = this.#counters;
+    counters.lastCloseAt = Date.now();
+    counters.lastClose = {
       code: conn || cause?.details.closeCode !== undefined ? code : undefined,
       reason,
       errorCode: cause?.code,
       phase: cause?.details.phase,
-      address: cause?.details.address ?? (conn ? formatAddress(conn.info.remoteAddress ?? '', conn.info.remotePort ?? 0) : undefined),
+      address: cause?.details.address ?? conn?.label,
     };
     this.#log[cause ? 'warn' : 'info']({
-      event: 'close', url: this.#safeUrl, code: this.#lastClose.code, reason, errorCode: cause?.code,
-      phase: cause?.details.phase, errno: cause?.details.errno, address: this.#lastClose.address,
+      event: 'close', url: this.#safeUrl, code: counters.lastClose.code, reason, errorCode: cause?.code,
+      phase: cause?.details.phase, errno: cause?.details.errno, address: counters.lastClose.address,
       status: cause?.details.status, uptimeMs: conn ? Date.now() - conn.openedAt : undefined,
     }, 'close');
 
@@ -461,11 +369,12 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
   }
 
   #scheduleRetry(delayMs: number, reason: string, cause: WshubError, outage: boolean): void {
-    this.#reconnects++;
-    this.#reconnectsByCause[cause.code] = (this.#reconnectsByCause[cause.code] ?? 0) + 1;
+    this.#counters.countReconnect(cause.code);
     this.#log.info({ event: 'reconnect', delayMs, attempt: this.#attempt, outage, cause: cause.code }, 'reconnect scheduled');
     this.#setState('reconnecting', reason, { delayMs, cause, outage });
+    // A 'state' listener may have closed the client already: no timer may outlive that.
     if (this.#state !== 'reconnecting') return;
+    // Ref'd on purpose: a client waiting to reconnect is live work, as an open socket is.
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       if (this.#state === 'reconnecting') this.#startAttempt(`retry ${this.#attempt} after ${delayMs} ms`);
@@ -477,74 +386,27 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     this.#outbox.dropAll(`upstream ${this.#safeUrl} closed for good: ${reason}`);
   }
 
-  #teardown(conn: Connection, code: number, reason: string): void {
-    conn.liveness.stop();
-    conn.unwatch?.();
-    conn.unwatch = undefined;
-    const ws = conn.ws;
-    ws.removeAllListeners('message');
-    ws.removeAllListeners('ping');
-    ws.removeAllListeners('pong');
-    // The 'error' listener installed by upgrade() stays: an unheard 'error' would crash the process.
-    if (ws.readyState === WebSocket.OPEN && (code === 1000 || (code >= 3000 && code <= 4999))) {
-      ws.close(code, truncateReason(reason));
-      const timer = setTimeout(() => ws.terminate(), this.options.closeTimeoutMs);
-      this.#lingering = ws;
-      ws.once('close', () => {
-        clearTimeout(timer);
-        if (this.#lingering === ws) this.#lingering = undefined;
-      });
-    } else if (ws.readyState !== WebSocket.CLOSED) {
-      ws.terminate();
-    }
-  }
-
   // ── sending ──────────────────────────────────────────────────────────────
 
   #write(conn: Connection, data: Buffer | string, binary: boolean, bytes: number): void {
     conn.ws.send(data, { binary });
-    this.#messagesOut++;
-    this.#bytesOut += bytes;
+    this.#counters.messagesOut++;
+    this.#counters.bytesOut += bytes;
   }
 
   #drop(error: WshubError, bytes: number, tag: unknown): void {
-    this.#dropped[error.code] = (this.#dropped[error.code] ?? 0) + 1;
-    const notice: DropNotice = { type: 'drop', reason: error.code, bytes, tag };
-    this.emit('drop', notice);
-  }
-
-  /**
-   * Backpressure: ws reports `bufferedAmount` but emits no drain of its own,
-   * so it is re-checked on the socket's 'drain' and, because ws may hold
-   * frames of its own that the socket never saw, on a short timer too.
-   */
-  #awaitDrain(conn: Connection): void {
-    if (this.#needDrain) return;
-    this.#needDrain = true;
-    const check = (): void => {
-      if (this.#conn !== conn) return;
-      if (conn.ws.bufferedAmount <= this.options.highWaterMarkBytes && this.#stopDrainWatch()) this.emit('drain');
-    };
-    conn.socket.on('drain', check);
-    this.#drainTimer = setInterval(check, DRAIN_POLL_MS);
-    this.#drainTimer.unref();
-    this.#drainCleanup = () => conn.socket.off('drain', check);
-  }
-
-
-  /** Stop watching for drain; true when a sender was waiting (the caller then emits `drain`). */
-  #stopDrainWatch(): boolean {
-    if (!this.#needDrain) return false;
-    this.#needDrain = false;
-    clearInterval(this.#drainTimer);
-    this.#drainTimer = undefined;
-    this.#drainCleanup?.();
-    this.#drainCleanup = undefined;
-    return true;
+    this.#counters.countDrop(error.code);
+    this.emit('drop', { type: 'drop', reason: error.code, bytes, tag });
   }
 
   // ── network changes ──────────────────────────────────────────────────────
 
+  /**
+   * Only the disappearance of this socket's own local address matters, and
+   * even then only the probe's answer decides: the path may well survive
+   * (another route, the address comes back, loopback). Everything else is
+   * logged at debug and ignored.
+   */
   #onAddressChange(conn: Connection, change: AddressChange): void {
     if (this.#conn !== conn) return;
     const local = conn.info.localAddress;
@@ -559,24 +421,15 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     void conn.liveness.probe(this.options.probeTimeoutMs).then((result) => {
       conn.probing = false;
       if (this.#conn !== conn) return;
-      this.#log[result.ok ? 'info' : 'warn']({ event: 'probe', trigger, ok: result.ok, rttMs: result.rttMs }, result.ok ? 'probe answered; staying open' : 'probe unanswered');
+      this.#log[result.ok ? 'info' : 'warn']({ event: 'probe', trigger, ok: result.ok, rttMs: result.rttMs },
+        result.ok ? 'probe answered; staying open' : 'probe unanswered');
       this.emit('probe', { type: 'probe', trigger, ok: result.ok, ...(result.rttMs === undefined ? {} : { rttMs: result.rttMs }) });
       if (!result.ok && this.#conn === conn) {
-        const address = formatAddress(conn.info.remoteAddress ?? '', conn.info.remotePort ?? 0);
         const cause = new WshubError('ERR_PROBE_FAILED',
-          `ERR_PROBE_FAILED ${address} (${trigger}; no answer to the probe within ${this.options.probeTimeoutMs} ms)`,
-          { details: { address, localAddress: local } });
+          `ERR_PROBE_FAILED ${conn.label} (${trigger}; no answer to the probe within ${this.options.probeTimeoutMs} ms)`,
+          { details: { address: conn.label, localAddress: local } });
         this.#disconnect(1006, cause.message, 'backoff', cause);
       }
     });
   }
 }
-
-function truncateReason(reason: string): string {
-  if (Buffer.byteLength(reason) <= MAX_CLOSE_REASON_BYTES) return reason;
-  let out = reason;
-  while (Buffer.byteLength(out) > MAX_CLOSE_REASON_BYTES) out = out.slice(0, -1);
-  return out;
-}
-
-export type { OutboxItem };
