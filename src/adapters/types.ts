@@ -20,18 +20,19 @@ export interface AdapterContext {
   readonly upstream: string;
   /** Send to the upstream (queued while it is down); `session` is who caused it, for drop attribution. */
   sendUpstream(data: Buffer | string, isBinary: boolean, session: Session | undefined): void;
-  /** Send to one session (a reply, an ack, an error). */
-  reply(session: Session, data: Buffer | string, isBinary?: boolean): void;
+  /** Send to one session (a reply, an ack, an error, a notification rewritten for it); `topic` lets conflation apply. */
+  reply(session: Session, data: Buffer | string, isBinary?: boolean, topic?: string): void;
   /** Fan a message out to the subscribers of `topic` (one per group), remembering it as the topic's snapshot. */
   publish(topic: string, data: Buffer, isBinary: boolean): void;
   /** Fan a message out to every session of the upstream (one per group). */
   broadcast(data: Buffer, isBinary: boolean): void;
   /**
    * Add `session` to `topic`; returns true when it is the topic's first subscriber
-   * (the adapter then subscribes upstream). Delivers the topic's snapshot to the
-   * session first when it asked for snapshots.
+   * (the adapter then subscribes upstream). Delivers the topic's snapshot (its
+   * last message) to the session first when `snapshot` (default: the session's
+   * `?snapshot=1`).
    */
-  addSubscriber(topic: string, session: Session): boolean;
+  addSubscriber(topic: string, session: Session, snapshot?: boolean): boolean;
   /** Remove `session` from `topic`; returns true when it was the last subscriber. */
   removeSubscriber(topic: string, session: Session): boolean;
   /** Topics with at least one subscriber. */
@@ -59,8 +60,12 @@ export interface Adapter {
   onUpstreamDown(cause: WshubError | undefined, final: boolean): void;
   /** A topic lost its last subscriber because a session left; unsubscribe upstream. */
   onTopicAbandoned(topic: string): void;
-  /** Explicit subscribe from the envelope protocol (topics without a subscribe message of their own). */
-  subscribe?(session: Session, topic: string): void;
+  /**
+   * Explicit subscribe from the envelope protocol: add the session to `topic`
+   * and, when the adapter knows how, subscribe upstream. Returns an error when
+   * the topic is not valid for this adapter.
+   */
+  subscribe?(session: Session, topic: string, snapshot: boolean): WshubError | undefined;
   unsubscribe?(session: Session, topic: string): void;
   /** Adapter-specific figures for /status. */
   stats?(): Record<string, unknown>;

@@ -26,7 +26,7 @@ function ago(ms: number | undefined, now: number): string {
 /** A human summary of a status snapshot. */
 export function formatStatus(s: HubStats): string {
   const lines: string[] = [];
-  lines.push(`hub pid ${s.pid}, up ${ago(s.startedAt, s.now).replace(' ago', '')}, ${s.sessions.length} sessions, ${s.server.handshaking} handshaking`);
+  lines.push(`hub pid ${s.pid}, up ${ago(s.startedAt, s.now).replace(' ago', '')}, ${s.connections.length} connections, ${s.server.handshaking} handshaking`);
   lines.push('');
   lines.push('UPSTREAM        STATE         SINCE      SESSIONS  MSGS IN     DELIVERED   LAST CLOSE');
   for (const u of s.upstreams) {
@@ -37,13 +37,14 @@ export function formatStatus(s: HubStats): string {
     );
     for (const t of u.topics) lines.push(`  topic ${t.topic} — ${t.subscribers} subscribers${t.groups ? `, ${t.groups} groups` : ''}`);
   }
-  if (s.sessions.length > 0) {
+  if (s.connections.length > 0) {
     lines.push('');
-    lines.push('SESSION   UPSTREAM        GROUP       PEER            OUT         QUEUED    DROPPED');
-    for (const x of s.sessions) {
+    lines.push('SESSION   MODE         UPSTREAMS             PEER            OUT         QUEUED    DROPPED');
+    for (const x of s.connections) {
       const dropped = Object.entries(x.dropped).map(([k, v]) => `${k}=${v}`).join(' ') || '0';
+      const ups = x.sessions.map((m) => (m.group ? `${m.upstream}(${m.group})` : m.upstream)).join(',') || '-';
       lines.push(
-        `${x.id.padEnd(9)} ${x.upstream.padEnd(15)} ${(x.group ?? '-').padEnd(11)} ${(x.remoteAddress ?? x.transport).padEnd(15)} ${String(x.messagesOut).padEnd(11)} ${String(x.queuedBytes).padEnd(9)} ${dropped}`,
+        `${x.id.padEnd(9)} ${x.mode.padEnd(12)} ${ups.padEnd(21)} ${(x.remoteAddress ?? x.transport).padEnd(15)} ${String(x.messagesOut).padEnd(11)} ${String(x.queuedBytes).padEnd(9)} ${dropped}`,
       );
     }
   }

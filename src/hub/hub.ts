@@ -25,6 +25,7 @@ import { HardenedServer } from '../server/server.js';
 import type { PeerInfo, Refusal, Session as ServerSession, ServerStats } from '../server/types.js';
 import type { StateChange, UpstreamStats } from '../upstream/types.js';
 import type { HubConfig, UpstreamConfig } from './config.js';
+import { Outbound, type OutboundStats } from './outbound.js';
 import { Session, type SessionStats, type SlowConsumerPolicy, SLOW_CONSUMER_POLICIES } from './session.js';
 import { HubUpstream } from './upstream.js';
 
@@ -48,20 +49,34 @@ export interface HubUpstreamStats {
   gapStart: number | undefined;
 }
 
+/** One attached worker connection: its queue and its sessions (one per upstream it uses). */
+export interface Connection {
+  mode: 'transparent' | 'envelope';
+  outbound: Outbound;
+  sessions: Map<string, Session>;
+}
+
+export interface ConnectionStats extends OutboundStats {
+  mode: 'transparent' | 'envelope';
+  sessions: SessionStats[];
+}
+
 /** The one stats snapshot that feeds /status, /metrics and the status page. */
 export interface HubStats {
   startedAt: number;
   now: number;
   pid: number;
   upstreams: HubUpstreamStats[];
-  sessions: SessionStats[];
+  connections: ConnectionStats[];
   server: ServerStats;
   dropped: Record<string, number>;
 }
 
 export interface HubEvents {
   state: [upstream: string, change: StateChange];
-  session: [Session];
+  connection: [Connection];
+  /** Frames a connection's slow-consumer policy dropped (the envelope module turns these into `lagged`). */
+  drop: [outbound: Outbound, reason: string, count: number, topic: string | undefined, upstream: string | undefined];
 }
 
 export interface HubOptions {
@@ -72,7 +87,8 @@ export interface HubOptions {
 export class Hub extends EventEmitter<HubEvents> {
   readonly startedAt = Date.now();
   readonly upstreams = new Map<string, HubUpstream>();
-  readonly sessions = new Map<string, Session>();
+  /** Attached worker connections by id. */
+  readonly connections = new Map<string, Connection>();
   readonly server: HardenedServer;
   readonly log: Logger;
   #config: HubConfig;
@@ -138,10 +154,10 @@ export class Hub extends EventEmitter<HubEvents> {
 
   stats(): HubStats {
     const dropped: Record<string, number> = { ...this.#retiredDrops };
-    const sessions = [...this.sessions.values()].map((s) => {
-      const st = s.stats();
+    const connections = [...this.connections.values()].map((c): ConnectionStats => {
+      const st = c.outbound.stats();
       for (const [reason, n] of Object.entries(st.dropped)) dropped[reason] = (dropped[reason] ?? 0) + n;
-      return st;
+      return { ...st, mode: c.mode, sessions: [...c.sessions.values()].map((x) => x.stats()) };
     });
     return {
       startedAt: this.startedAt,
@@ -163,7 +179,7 @@ export class Hub extends EventEmitter<HubEvents> {
         history: [...up.history],
         gapStart: up.gapStart,
       })),
-      sessions,
+      connections,
       server: this.server.stats(),
       dropped,
     };
@@ -245,46 +261,88 @@ export class Hub extends EventEmitter<HubEvents> {
   #attach(s: ServerSession): void {
     const up = this.#upstreamOf(s.peer.path);
     if (!up) {
-      // `/hub` sessions are served by the envelope module once it exists; refuse cleanly until then.
+      if (s.peer.path === ENVELOPE_PATH && this.envelope) {
+        this.envelope.attach(s, this.#newOutbound(s, (s.peer.query.get('slowConsumer') as SlowConsumerPolicy | null) ?? this.#config.slowConsumer));
+        return;
+      }
       s.ws.close(1008, 'no such route');
       return;
     }
     const query = s.peer.query;
     const snapshot = query.get('snapshot');
-    const session = new Session({
-      id: s.id,
-      upstream: up.name,
-      ws: s.ws,
-      socket: s.socket,
-      group: query.get('group') || undefined,
-      snapshot: snapshot === '1' || snapshot === 'true',
-      peer: { transport: s.peer.transport, remoteAddress: s.peer.remoteAddress, remotePort: s.peer.remotePort },
-      policy: (query.get('slowConsumer') as SlowConsumerPolicy | null) ?? up.config.slowConsumer ?? this.#config.slowConsumer,
-      ...(up.config.maxQueueBytes === undefined ? {} : { maxQueueBytes: up.config.maxQueueBytes }),
-      onDrop: (sess, reason, count, topic) => {
-        if (count > 0) this.log.debug({ session: sess.id, upstream: sess.upstream, reason, count, topic }, 'dropped for slow consumer');
-      },
-    });
-    this.sessions.set(session.id, session);
+    const outbound = this.#newOutbound(s, (query.get('slowConsumer') as SlowConsumerPolicy | null) ?? up.config.slowConsumer ?? this.#config.slowConsumer, up.config.maxQueueBytes);
+    const session = new Session({ id: s.id, upstream: up.name, outbound, group: query.get('group') || undefined, snapshot: snapshot === '1' || snapshot === 'true' });
+    const connection = this.#register(outbound, 'transparent');
+    connection.sessions.set(up.name, session);
     up.route.attach(session);
-    this.log.info({ session: session.id, upstream: up.name, transport: session.peer.transport, remoteAddress: session.peer.remoteAddress, group: session.group }, 'session attached');
+    this.log.info({ session: s.id, upstream: up.name, transport: s.peer.transport, remoteAddress: s.peer.remoteAddress, group: session.group }, 'session attached');
     s.ws.on('message', (data: Buffer, isBinary: boolean) => {
       session.messagesIn++;
       session.bytesIn += data.length;
-      try {
-        up.adapter.onSessionMessage(session, data, isBinary);
-      } catch (err) {
-        const error = err instanceof WshubError ? err : new WshubError('ERR_BAD_MESSAGE', `adapter failed on a session message: ${(err as Error).message}`, { cause: err });
-        up.route.sessionError(session, error);
-      }
+      outbound.messagesIn++;
+      outbound.bytesIn += data.length;
+      this.sessionMessage(session, data, isBinary);
     });
     s.ws.once('close', (code: number, reason: Buffer) => {
-      up.route.detach(session);
-      this.sessions.delete(session.id);
-      for (const [r, n] of Object.entries(session.stats().dropped)) this.#retiredDrops[r] = (this.#retiredDrops[r] ?? 0) + n;
-      this.log.info({ session: session.id, upstream: up.name, code, reason: reason.toString() }, 'session detached');
+      this.log.info({ session: s.id, upstream: up.name, code, reason: reason.toString() }, 'session detached');
     });
-    this.emit('session', session);
+  }
+
+  /** The envelope module, when loaded; serves `/hub`. */
+  envelope: { attach(s: ServerSession, outbound: Outbound): void } | undefined;
+
+  /** Hand a session's message to its upstream's adapter; a failure costs that message only. */
+  sessionMessage(session: Session, data: Buffer, isBinary: boolean): void {
+    const up = this.upstreams.get(session.upstream);
+    if (!up) return;
+    try {
+      up.adapter.onSessionMessage(session, data, isBinary);
+    } catch (err) {
+      const error = err instanceof WshubError ? err : new WshubError('ERR_BAD_MESSAGE', `adapter failed on a session message: ${(err as Error).message}`, { cause: err });
+      up.route.sessionError(session, error);
+    }
+  }
+
+  /** Attach a session to its upstream's router (envelope sessions are created on their first `sub`). */
+  join(session: Session): boolean {
+    const up = this.upstreams.get(session.upstream);
+    if (!up) return false;
+    up.route.attach(session);
+    return true;
+  }
+
+  #newOutbound(s: ServerSession, policy: SlowConsumerPolicy, maxQueueBytes = this.#config.maxQueueBytes): Outbound {
+    return new Outbound({
+      id: s.id,
+      ws: s.ws,
+      socket: s.socket,
+      peer: { transport: s.peer.transport, remoteAddress: s.peer.remoteAddress, remotePort: s.peer.remotePort },
+      policy,
+      ...(maxQueueBytes === undefined ? {} : { maxQueueBytes }),
+      onDrop: (o, reason, count, topic, upstream) => {
+        this.log.debug({ session: o.id, upstream, reason, count, topic }, 'dropped for slow consumer');
+        this.emit('drop', o, reason, count, topic, upstream);
+      },
+    });
+  }
+
+  /** Track a connection until its socket closes; then detach every session it had from its upstream. */
+  #register(outbound: Outbound, mode: Connection['mode']): Connection {
+    const connection: Connection = { mode, outbound, sessions: new Map() };
+    this.connections.set(outbound.id, connection);
+    outbound.ws.once('close', () => {
+      for (const session of connection.sessions.values()) this.upstreams.get(session.upstream)?.route.detach(session);
+      outbound.markClosed();
+      this.connections.delete(outbound.id);
+      for (const [r, n] of Object.entries(outbound.stats().dropped)) this.#retiredDrops[r] = (this.#retiredDrops[r] ?? 0) + n;
+    });
+    this.emit('connection', connection);
+    return connection;
+  }
+
+  /** For the envelope module: register a connection it serves. */
+  registerConnection(outbound: Outbound, mode: Connection['mode']): Connection {
+    return this.#register(outbound, mode);
   }
 }
 

@@ -1,6 +1,9 @@
 /**
- * One attached worker: its socket, its bounded outbound queue and the
- * slow-consumer policy that decides what happens when it falls behind.
+ * The outbound side of one attached worker connection: its socket, its
+ * bounded queue and the slow-consumer policy that decides what happens when it
+ * falls behind. A transparent connection has one {@link Session} on it; an
+ * envelope connection has one per upstream (and group) it uses, all sharing
+ * this queue.
  *
  * Writes go straight to the socket while the kernel keeps up (socket buffered
  * bytes under `socketHighWaterBytes`). Past that, frames wait in the session's
@@ -36,25 +39,20 @@ export const DEFAULT_SOCKET_HIGH_WATER_BYTES = 256 * 1024;
 /** Why a frame was not delivered to a session. */
 export type DropReason = 'drop-oldest' | 'conflate' | 'slow-consumer' | 'session-closed';
 
-export interface SessionOptions {
+export interface OutboundOptions {
   id: string;
-  upstream: string;
   ws: WebSocket;
   socket: Duplex;
-  group?: string | undefined;
-  snapshot?: boolean;
   peer: { transport: 'unix' | 'tcp'; remoteAddress?: string | undefined; remotePort?: number | undefined };
   policy?: SlowConsumerPolicy;
   maxQueueBytes?: number;
   socketHighWaterBytes?: number;
   /** Told about every drop (count may be > 1 for a batch). */
-  onDrop?: (session: Session, reason: DropReason, count: number, topic: string | undefined) => void;
+  onDrop?: (outbound: Outbound, reason: DropReason, count: number, topic: string | undefined, upstream: string | undefined) => void;
 }
 
-export interface SessionStats {
+export interface OutboundStats {
   id: string;
-  upstream: string;
-  group: string | undefined;
   transport: 'unix' | 'tcp';
   remoteAddress: string | undefined;
   attachedAt: number;
@@ -65,18 +63,19 @@ export interface SessionStats {
   queuedMessages: number;
   queuedBytes: number;
   dropped: Partial<Record<DropReason, number>>;
-  upstreamDrops: Record<string, number>;
-  topics: number;
 }
 
 interface Pending {
   frame: Frame;
+  /** Conflation key: upstream + topic. */
+  key: string | undefined;
   topic: string | undefined;
+  upstream: string | undefined;
   live: boolean;
 }
 
 // One microtask uncorks every socket corked during this tick.
-const corked = new Set<Session>();
+const corked = new Set<Outbound>();
 let uncorkScheduled = false;
 function uncorkAll(): void {
   uncorkScheduled = false;
@@ -84,22 +83,17 @@ function uncorkAll(): void {
   corked.clear();
 }
 
-export class Session {
+export class Outbound {
   readonly id: string;
-  readonly upstream: string;
-  readonly group: string | undefined;
-  readonly wantsSnapshot: boolean;
-  readonly peer: SessionOptions['peer'];
+  readonly peer: OutboundOptions['peer'];
   readonly ws: WebSocket;
   readonly attachedAt = Date.now();
-  /** Topics (adapter-defined keys) this session is subscribed to. */
-  readonly topics = new Set<string>();
 
   readonly #socket: Duplex;
   readonly #policy: SlowConsumerPolicy;
   readonly #maxQueueBytes: number;
   readonly #highWater: number;
-  readonly #onDrop: SessionOptions['onDrop'];
+  readonly #onDrop: OutboundOptions['onDrop'];
   #queue: Array<Pending | undefined> = [];
   #head = 0;
   #queuedBytes = 0;
@@ -111,15 +105,10 @@ export class Session {
   #bytesOut = 0;
   messagesIn = 0;
   bytesIn = 0;
-  /** This session's messages to the upstream that were not sent, by reason (queue full, expired, …). */
-  readonly upstreamDrops: Record<string, number> = {};
   readonly #dropped: Partial<Record<DropReason, number>> = {};
 
-  constructor(options: SessionOptions) {
+  constructor(options: OutboundOptions) {
     this.id = options.id;
-    this.upstream = options.upstream;
-    this.group = options.group;
-    this.wantsSnapshot = options.snapshot ?? false;
     this.peer = options.peer;
     this.ws = options.ws;
     this.#socket = options.socket;
@@ -143,17 +132,17 @@ export class Session {
     return this.#queuedBytes + this.#socket.writableLength;
   }
 
-  /** Deliver one frame, subject to the slow-consumer policy. */
-  deliver(frame: Frame, topic?: string): void {
+  /** Deliver one frame, subject to the slow-consumer policy. `topic` and `upstream` name what it is, for conflation and drop reports. */
+  deliver(frame: Frame, topic?: string, upstream?: string): void {
     if (this.#closed) {
-      this.#drop('session-closed', 1, topic);
+      this.#drop('session-closed', 1, topic, upstream);
       return;
     }
     if (this.#queuedCount === 0 && this.#socket.writableLength < this.#highWater) {
       this.#write(frame);
       return;
     }
-    this.#enqueue(frame, topic);
+    this.#enqueue(frame, topic, upstream);
   }
 
   /** Mark the session closed: later deliveries are counted as dropped, queued frames too. */
@@ -162,7 +151,7 @@ export class Session {
     this.#closed = true;
     const lost = this.#queuedCount;
     this.#clearQueue();
-    if (lost > 0) this.#drop('session-closed', lost, undefined);
+    if (lost > 0) this.#drop('session-closed', lost, undefined, undefined);
   }
 
   /** Called by the batcher at the end of a tick. */
@@ -172,11 +161,9 @@ export class Session {
     this.#socket.uncork();
   }
 
-  stats(): SessionStats {
+  stats(): OutboundStats {
     return {
       id: this.id,
-      upstream: this.upstream,
-      group: this.group,
       transport: this.peer.transport,
       remoteAddress: this.peer.remoteAddress,
       attachedAt: this.attachedAt,
@@ -187,8 +174,6 @@ export class Session {
       queuedMessages: this.#queuedCount,
       queuedBytes: this.backlogBytes,
       dropped: { ...this.#dropped },
-      upstreamDrops: { ...this.upstreamDrops },
-      topics: this.topics.size,
     };
   }
 
@@ -207,37 +192,38 @@ export class Session {
     this.#bytesOut += frame.payloadBytes;
   }
 
-  #enqueue(frame: Frame, topic: string | undefined): void {
+  #enqueue(frame: Frame, topic: string | undefined, upstream: string | undefined): void {
     const size = frame.bytes.length;
+    const key = this.#policy === 'conflate' && topic !== undefined ? `${upstream ?? ''}\u0000${topic}` : undefined;
     if (this.#queuedBytes + size > this.#maxQueueBytes) {
       if (this.#policy === 'disconnect') {
-        this.#disconnectSlow(topic);
+        this.#disconnectSlow(topic, upstream);
         return;
       }
-      if (this.#policy === 'conflate' && topic !== undefined) {
-        const older = this.#latestByTopic.get(topic);
+      if (key !== undefined) {
+        const older = this.#latestByTopic.get(key);
         if (older?.live) this.#kill(older, 'conflate');
       }
       while (this.#queuedBytes + size > this.#maxQueueBytes && this.#queuedCount > 0) {
         this.#kill(this.#oldest()!, 'drop-oldest');
       }
       if (size > this.#maxQueueBytes) {
-        this.#drop('drop-oldest', 1, topic);
+        this.#drop('drop-oldest', 1, topic, upstream);
         return;
       }
     }
-    const entry: Pending = { frame, topic, live: true };
+    const entry: Pending = { frame, key, topic, upstream, live: true };
     this.#queue.push(entry);
     this.#queuedBytes += size;
     this.#queuedCount++;
-    if (topic !== undefined && this.#policy === 'conflate') this.#latestByTopic.set(topic, entry);
+    if (key !== undefined) this.#latestByTopic.set(key, entry);
   }
 
-  #disconnectSlow(topic: string | undefined): void {
+  #disconnectSlow(topic: string | undefined, upstream: string | undefined): void {
     const lost = this.#queuedCount + 1;
     this.#clearQueue();
     this.#closed = true;
-    this.#drop('slow-consumer', lost, topic);
+    this.#drop('slow-consumer', lost, topic, upstream);
     this.ws.close(1013, 'slow consumer');
     // A consumer too slow to read our close frame must not hold the socket forever.
     setTimeout(() => this.ws.terminate(), 2000).unref();
@@ -256,8 +242,8 @@ export class Session {
     entry.live = false;
     this.#queuedBytes -= entry.frame.bytes.length;
     this.#queuedCount--;
-    if (entry.topic !== undefined && this.#latestByTopic.get(entry.topic) === entry) this.#latestByTopic.delete(entry.topic);
-    this.#drop(reason, 1, entry.topic);
+    if (entry.key !== undefined && this.#latestByTopic.get(entry.key) === entry) this.#latestByTopic.delete(entry.key);
+    this.#drop(reason, 1, entry.topic, entry.upstream);
   }
 
   #flush(): void {
@@ -267,7 +253,7 @@ export class Session {
       this.#head++;
       this.#queuedBytes -= entry.frame.bytes.length;
       this.#queuedCount--;
-      if (entry.topic !== undefined && this.#latestByTopic.get(entry.topic) === entry) this.#latestByTopic.delete(entry.topic);
+      if (entry.key !== undefined && this.#latestByTopic.get(entry.key) === entry) this.#latestByTopic.delete(entry.key);
       this.#write(entry.frame);
     }
     if (this.#queuedCount === 0) this.#clearQueue();
@@ -285,8 +271,8 @@ export class Session {
     this.#latestByTopic.clear();
   }
 
-  #drop(reason: DropReason, count: number, topic: string | undefined): void {
+  #drop(reason: DropReason, count: number, topic: string | undefined, upstream: string | undefined): void {
     this.#dropped[reason] = (this.#dropped[reason] ?? 0) + count;
-    this.#onDrop?.(this, reason, count, topic);
+    this.#onDrop?.(this, reason, count, topic, upstream);
   }
 }

@@ -136,10 +136,9 @@ export class Route implements AdapterContext {
     if (!this.sessions.delete(session)) return;
     this.#everyone.remove(session);
     this.adapter.onSessionClose(session);
-    for (const topic of session.topics) {
+    for (const topic of [...session.topics]) {
       if (this.removeSubscriber(topic, session)) this.adapter.onTopicAbandoned(topic);
     }
-    session.markClosed();
   }
 
   /** Called for every upstream message. */
@@ -154,9 +153,9 @@ export class Route implements AdapterContext {
     this.#send(data, isBinary, session);
   }
 
-  reply(session: Session, data: Buffer | string, isBinary = false): void {
+  reply(session: Session, data: Buffer | string, isBinary = false, topic?: string): void {
     const payload = typeof data === 'string' ? Buffer.from(data) : data;
-    session.deliver(frameMessage(payload, isBinary));
+    session.deliver(frameMessage(payload, isBinary), topic);
   }
 
   publish(topic: string, data: Buffer, isBinary: boolean): void {
@@ -179,7 +178,7 @@ export class Route implements AdapterContext {
     if (n === 0) this.counters.unrouted++;
   }
 
-  addSubscriber(topic: string, session: Session): boolean {
+  addSubscriber(topic: string, session: Session, snapshot = session.wantsSnapshot): boolean {
     let audience = this.#topics.get(topic);
     const first = audience === undefined || audience.size === 0;
     if (!audience) {
@@ -188,7 +187,7 @@ export class Route implements AdapterContext {
     }
     if (audience.add(session)) {
       session.topics.add(topic);
-      if (session.wantsSnapshot && audience.last) session.deliver(audience.last, topic);
+      if (snapshot && audience.last) session.deliver(audience.last, topic);
     }
     return first;
   }

@@ -80,7 +80,7 @@ test('raw: 8 node workers and a python worker each get every message byte for by
   const pyEvents: Array<Record<string, unknown>> = [];
   pyLines.on('line', (line) => pyEvents.push(JSON.parse(line) as Record<string, unknown>));
   await eventually(() => pyEvents.some((e) => e.ev === 'open'), 'the python worker to attach', 15_000);
-  await eventually(() => hub!.hub.sessions.size === 9, 'nine sessions');
+  await eventually(() => hub!.hub.connections.size === 9, 'nine sessions');
 
   broadcast(upstream, payloads);
   const expected = digestOf(payloads);

@@ -46,13 +46,13 @@ for (const policy of ['drop-oldest', 'conflate', 'disconnect'] as const) {
     const stalled = new Worker(hub!.url('raw', `slowConsumer=${policy}`));
     t.after(() => stalled.kill('SIGKILL'));
     await stalled.opened();
-    const stalledSession = await eventually(() => [...hub!.hub.sessions.values()][0], 'the stalled session');
+    const stalledSession = await eventually(() => [...hub!.hub.connections.values()][0], 'the stalled session');
     const healthy = [new Worker(hub!.url('raw', `slowConsumer=${policy}`)), new Worker(hub!.url('raw', `slowConsumer=${policy}`))];
     const group = [...healthy, stalled];
     workers.push(...group);
     t.after(() => group.forEach((w) => w.kill('SIGKILL')));
     await Promise.all(healthy.map((w) => w.opened()));
-    await eventually(() => hub!.hub.sessions.size === 3, 'three sessions');
+    await eventually(() => hub!.hub.connections.size === 3, 'three sessions');
     stalled.command('pause');
     await stalled.waitFor('paused');
 
@@ -63,14 +63,14 @@ for (const policy of ['drop-oldest', 'conflate', 'disconnect'] as const) {
       });
     }
 
-    const dropped = (): number => Object.values(stalledSession.stats().dropped).reduce((a, b) => a + b, 0);
+    const dropped = (): number => Object.values(stalledSession.outbound.stats().dropped).reduce((a: number, b) => a + (b ?? 0), 0);
     await eventually(() => dropped() > 0, 'drops at the stalled worker');
     stalled.command('resume');
     if (policy === 'disconnect') {
       const closed = await stalled.waitFor('close', 10_000);
       assert.equal(closed.code, 1013);
       assert.equal(closed.reason, 'slow consumer');
-      assert.ok((stalledSession.stats().dropped['slow-consumer'] ?? 0) > 0);
+      assert.ok((stalledSession.outbound.stats().dropped['slow-consumer'] ?? 0) > 0);
     }
     // Whatever was written to the stalled worker's socket arrives once it reads again.
     const received = async (): Promise<number> => {
@@ -83,13 +83,13 @@ for (const policy of ['drop-oldest', 'conflate', 'disconnect'] as const) {
       last = { got: await received(), dropped: dropped() };
       return last.got + last.dropped === N;
     }, 'delivered + dropped = sent', 20_000).catch((err: Error) => {
-      throw new Error(`${err.message}; delivered ${last.got}, dropped ${last.dropped} (${JSON.stringify(stalledSession.stats().dropped)})`);
+      throw new Error(`${err.message}; delivered ${last.got}, dropped ${last.dropped} (${JSON.stringify(stalledSession.outbound.stats().dropped)})`);
     });
-    const reasons = Object.keys(stalledSession.stats().dropped);
+    const reasons = Object.keys(stalledSession.outbound.stats().dropped);
     const expected = { 'drop-oldest': ['drop-oldest'], conflate: ['conflate', 'drop-oldest'], disconnect: ['session-closed', 'slow-consumer'] }[policy];
     assert.ok(reasons.every((r) => expected.includes(r)), `drop reasons ${reasons.join(',')} fit ${policy}`);
-    if (policy === 'conflate') assert.ok((stalledSession.stats().dropped.conflate ?? 0) > 0, 'conflation happened');
+    if (policy === 'conflate') assert.ok((stalledSession.outbound.stats().dropped.conflate ?? 0) > 0, 'conflation happened');
     for (const w of group) w.kill();
-    await eventually(() => hub!.hub.sessions.size === 0, 'sessions gone');
+    await eventually(() => hub!.hub.connections.size === 0, 'sessions gone');
   });
 }

@@ -1,0 +1,98 @@
+/**
+ * A session is what an adapter and the router see: one worker's membership in
+ * one upstream — its id, group, snapshot wish and topics — delivering through
+ * the {@link Outbound} queue of the worker's connection.
+ *
+ * A transparent connection (`/u/<upstream>`) has exactly one session. An
+ * envelope connection (`/hub`) has one per upstream and group it subscribes
+ * through; they share the connection's queue and slow-consumer policy, and
+ * wrap each frame in the envelope (built once per message for all envelope
+ * sessions, see `encode`).
+ */
+import type WebSocket from 'ws';
+import type { Frame } from './frame.js';
+import type { Outbound } from './outbound.js';
+
+export { DEFAULT_MAX_QUEUE_BYTES, DEFAULT_SLOW_CONSUMER, DEFAULT_SOCKET_HIGH_WATER_BYTES, SLOW_CONSUMER_POLICIES } from './outbound.js';
+export type { DropReason, SlowConsumerPolicy } from './outbound.js';
+
+/** Turns an upstream frame into what this session's connection expects (identity for transparent sessions). */
+export type FrameEncoder = (frame: Frame, upstream: string, topic: string | undefined) => Frame;
+
+export interface SessionOptions {
+  id: string;
+  upstream: string;
+  outbound: Outbound;
+  group?: string | undefined;
+  snapshot?: boolean;
+  encode?: FrameEncoder;
+}
+
+export interface SessionStats {
+  id: string;
+  upstream: string;
+  group: string | undefined;
+  topics: number;
+  messagesIn: number;
+  bytesIn: number;
+  upstreamDrops: Record<string, number>;
+}
+
+export class Session {
+  readonly id: string;
+  readonly upstream: string;
+  readonly group: string | undefined;
+  readonly wantsSnapshot: boolean;
+  readonly outbound: Outbound;
+  /** Topics (adapter-defined keys) this session is subscribed to. */
+  readonly topics = new Set<string>();
+  messagesIn = 0;
+  bytesIn = 0;
+  /** This session's messages to the upstream that were not sent, by reason (queue full, expired, …). */
+  readonly upstreamDrops: Record<string, number> = {};
+  readonly #encode: FrameEncoder | undefined;
+
+  constructor(options: SessionOptions) {
+    this.id = options.id;
+    this.upstream = options.upstream;
+    this.group = options.group;
+    this.wantsSnapshot = options.snapshot ?? false;
+    this.outbound = options.outbound;
+    this.#encode = options.encode;
+  }
+
+  get ws(): WebSocket {
+    return this.outbound.ws;
+  }
+
+  get closed(): boolean {
+    return this.outbound.closed;
+  }
+
+  /** Bytes waiting for this session's connection; group members with less go first. */
+  get backlogBytes(): number {
+    return this.outbound.backlogBytes;
+  }
+
+  /** Deliver an upstream frame (of `topic`), encoded for this session's connection. */
+  deliver(frame: Frame, topic?: string): void {
+    this.outbound.deliver(this.#encode ? this.#encode(frame, this.upstream, topic) : frame, topic, this.upstream);
+  }
+
+  /** Deliver a frame that is this session's own (a reply, an ack), not an upstream message. */
+  deliverOwn(frame: Frame): void {
+    this.deliver(frame);
+  }
+
+  stats(): SessionStats {
+    return {
+      id: this.id,
+      upstream: this.upstream,
+      group: this.group,
+      topics: this.topics.size,
+      messagesIn: this.messagesIn,
+      bytesIn: this.bytesIn,
+      upstreamDrops: { ...this.upstreamDrops },
+    };
+  }
+}
