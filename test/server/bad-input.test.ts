@@ -74,6 +74,18 @@ describe('bad input', () => {
     });
   });
 
+  test('an oversized request head is answered 431', async () => {
+    await expectCounted('rejected', 'ERR_HANDSHAKE_INVALID', async () => {
+      assert.equal(httpStatus(await rawRequest(port, upgradeRequest({ 'X-Filler': 'a'.repeat(20_000) }))), 431);
+    });
+  });
+
+  test('an unparsable request target is answered 400', async () => {
+    await expectCounted('rejected', 'ERR_HANDSHAKE_INVALID', async () => {
+      assert.equal(httpStatus(await rawRequest(port, upgradeRequest({}, '//[::1'))), 400);
+    });
+  });
+
   test('an unmasked client frame closes the session with 1002', async () => {
     await expectCounted('errors', 'ERR_PROTOCOL', async () => {
       assert.equal(await closeCodeFor(port, frame({ opcode: 0x1, payload: Buffer.from('hi'), mask: false })), 1002);
