@@ -174,6 +174,10 @@ test('a throwing callback answers 500 / closes 1011 with ERR_CALLBACK_FAILED and
       if (peer.path === '/boom') throw new Error('authorize bug');
       return undefined;
     },
+    handleProtocols: (protocols) => {
+      if (protocols.has('boom')) throw new Error('handleProtocols bug');
+      return false;
+    },
   });
   server.on('session', ({ ws, peer }) => {
     if (peer.path === '/session-boom') throw new Error('session listener bug');
@@ -184,9 +188,11 @@ test('a throwing callback answers 500 / closes 1011 with ERR_CALLBACK_FAILED and
   const healthy = await HealthyPeer.open(tcpUrl(server));
   t.after(() => healthy.close());
   assert.equal((await refusedWith(tcpUrl(server, '/boom'))).status, 500);
+  assert.equal((await refusedWith(tcpUrl(server), ['boom'])).status, 500);
   const victim = await openClient(tcpUrl(server, '/session-boom'));
   assert.equal((await closed(victim)).code, 1011);
-  assert.equal(server.stats().errors.ERR_CALLBACK_FAILED, 2);
+  assert.equal(server.stats().errors.ERR_CALLBACK_FAILED, 3);
+  assert.equal(server.stats().handshaking, 0);
   await healthy.check();
 });
 
