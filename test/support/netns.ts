@@ -16,7 +16,7 @@
  * Namespaces left behind by a lab whose process died (SIGKILL) are deleted by
  * the next {@link NetnsLab.create}.
  *
- * Needs root and iproute2's `ip`: {@link NetnsLab.create} throws an Error naming
+ * Needs root, iproute2's `ip` and IPv6 in the kernel: {@link NetnsLab.create} throws an Error naming
  * what is missing, so a test using it FAILS rather than skips.
  *
  * Usage:
@@ -65,7 +65,7 @@ export function run(cmd: string, args: readonly string[], timeoutMs = IP_TIMEOUT
 
 /**
  * Throw an Error naming what is missing when this machine cannot run namespace
- * tests: not root, no `ip`, or namespaces unsupported.
+ * tests: not root, no `ip`, or no IPv6 in the kernel.
  */
 export async function assertNetnsCapable(): Promise<void> {
   const uid = process.getuid?.();
@@ -79,6 +79,9 @@ export async function assertNetnsCapable(): Promise<void> {
     throw new Error(code === 'ENOENT'
       ? 'network-namespace tests need the `ip` command from iproute2 (apt-get install iproute2); it is not on PATH'
       : `\`ip -V\` failed: ${(err as Error).message}`);
+  }
+  if (!existsSync('/proc/sys/net/ipv6')) {
+    throw new Error('network-namespace tests need IPv6 in the kernel; /proc/sys/net/ipv6 is missing (booted with ipv6.disable=1?)');
   }
 }
 
