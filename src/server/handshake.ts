@@ -10,7 +10,9 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ErrorCode } from '../errors.js';
 import { normalizeOrigin } from './options.js';
-import type { Refusal } from './types.js';
+import type { PeerInfo, Refusal } from './types.js';
+
+type Transport = PeerInfo['transport'];
 
 /** Subprotocols of this form carry the bearer token for clients that cannot set headers (browsers). */
 export const BEARER_PROTOCOL_PREFIX = 'bearer.';
@@ -116,4 +118,31 @@ export function writeRefusal(socket: Duplex, status: number, code: string, messa
   } else {
     socket.destroy();
   }
+}
+
+/**
+ * A socket we no longer track (already refused, or the server stopped):
+ * one being ended after a refusal is left to finish sending it (its linger
+ * timer destroys it); anything else is destroyed.
+ */
+export function finishUnknown(socket: Duplex): void {
+  if (!socket.writableEnded) socket.destroy();
+}
+
+/** The peer and request target; undefined when the target cannot be parsed. */
+export function peerInfo(req: IncomingMessage, transport: Transport): PeerInfo | undefined {
+  let url: URL;
+  try {
+    url = new URL(req.url ?? '/', 'http://localhost');
+  } catch {
+    return undefined;
+  }
+  const origin = req.headers.origin;
+  const info: PeerInfo = { transport, path: url.pathname, query: url.searchParams };
+  if (transport === 'tcp') {
+    if (req.socket.remoteAddress !== undefined) info.remoteAddress = req.socket.remoteAddress;
+    if (req.socket.remotePort !== undefined) info.remotePort = req.socket.remotePort;
+  }
+  if (typeof origin === 'string') info.origin = origin;
+  return info;
 }

@@ -9,32 +9,20 @@
  * refusal is answered with an exact status and counted under a stable code.
  */
 import { EventEmitter } from 'node:events';
-import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { WshubError, errnoOf, type ErrorCode } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import { FdWatch, isFdExhaustion } from './fd-watch.js';
-import { checkOrigin, checkToken, checkWebSocketRequest, refusal, selectProtocol, writeRefusal } from './handshake.js';
+import { checkOrigin, checkToken, checkWebSocketRequest, finishUnknown, peerInfo, refusal, selectProtocol, writeRefusal } from './handshake.js';
+import { closeListener, createHttpServer, listenTcp, scheduleReopen, type Listener, type Transport } from './listeners.js';
 import { resolveServerOptions, type HardenedServerOptions, type ResolvedServerOptions } from './options.js';
-import { GatedWebSocket, SessionGuard } from './session.js';
+import { GatedWebSocket, SessionGuard, startLiveness } from './session.js';
 import { Counters } from './stats.js';
 import type { HardenedServerEvents, PeerInfo, Refusal, ServerAddresses, ServerState, ServerStats } from './types.js';
-import { freeUnixPath, listenError, listenUnix } from './unix-socket.js';
-
-type Transport = 'unix' | 'tcp';
-
-interface Listener {
-  transport: Transport;
-  http: HttpServer;
-  /** The bound address, for re-opening after an accept failure. */
-  unixPath?: string;
-  tcp?: { host: string; port: number };
-  reopenTimer?: NodeJS.Timeout;
-  reopenDelayMs: number;
-}
+import { freeUnixPath, listenUnix } from './unix-socket.js';
 
 interface Pending {
   transport: Transport;
@@ -47,9 +35,6 @@ const ALLOWED_MOVES: Record<ServerState, readonly ServerState[]> = {
   closing: ['closed'],
   closed: [],
 };
-
-/** Longest pause between attempts to re-open a listener whose accept() failed. */
-const MAX_REOPEN_DELAY_MS = 30_000;
 
 export class HardenedServer extends EventEmitter<HardenedServerEvents> {
   readonly options: ResolvedServerOptions;
@@ -115,7 +100,7 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
     // close()/destroy() may have run while we were binding.
     if (this.#state !== 'idle') throw new WshubError('ERR_CLOSED', 'closed while binding');
     this.#setState('listening', 'bound');
-    this.#startLiveness();
+    this.#livenessTimer = startLiveness(this.#sessions.values.bind(this.#sessions), this.options, this.#log);
     this.#fdWatch.start();
   }
 
@@ -217,11 +202,7 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
   // ── listeners ────────────────────────────────────────────────────────────
 
   #createListener(transport: Transport): Listener {
-    const http = createServer({ noDelay: true });
-    // Our handshake timer is the bound; the http server's own timers are slower and coarser.
-    http.requestTimeout = 0;
-    http.headersTimeout = 0;
-    http.timeout = 0;
+    const http = createHttpServer();
     const listener: Listener = { transport, http, reopenDelayMs: this.options.emfileBackoffMs };
     // Prepended so it runs before http's own connection listener: the socket has an
     // error listener before any parser or handler touches it.
@@ -248,31 +229,7 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
     if (listener.reopenTimer !== undefined) return;
     // Only the listening handle closes; accepted sockets and sessions are untouched.
     listener.http.close();
-    this.#scheduleReopen(listener);
-  }
-
-  #scheduleReopen(listener: Listener): void {
-    const delay = listener.reopenDelayMs;
-    listener.reopenDelayMs = Math.min(MAX_REOPEN_DELAY_MS, delay * 2);
-    this.#log.warn({ transport: listener.transport, delayMs: delay }, 'listener paused');
-    listener.reopenTimer = setTimeout(() => {
-      listener.reopenTimer = undefined;
-      if (this.#state !== 'listening') return;
-      const reopened = listener.unixPath !== undefined
-        ? freeUnixPath(listener.unixPath).then(() => listenUnix(listener.http, listener.unixPath!, this.options.unixSocketMode))
-        : listenTcp(listener.http, listener.tcp!.host, listener.tcp!.port);
-      reopened.then(
-        () => {
-          listener.reopenDelayMs = this.options.emfileBackoffMs;
-          this.#log.info({ transport: listener.transport }, 'listener resumed');
-        },
-        (reopenErr: unknown) => {
-          this.#log.warn({ err: reopenErr, transport: listener.transport }, 'listener re-open failed');
-          if (this.#state === 'listening') this.#scheduleReopen(listener);
-        },
-      );
-    }, delay);
-    listener.reopenTimer.unref();
+    scheduleReopen(listener, { baseDelayMs: this.options.emfileBackoffMs, unixSocketMode: this.options.unixSocketMode, logger: this.#log, active: () => this.#state === 'listening' });
   }
 
   #onFdState(exhausted: boolean): void {
@@ -362,7 +319,7 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
 
   #onClientError(err: Error, socket: Duplex): void {
     if (!this.#pending.has(socket)) {
-      socket.destroy();
+      finishUnknown(socket);
       return;
     }
     const code = (err as { code?: unknown }).code;
@@ -380,7 +337,7 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
   #onPlainRequest(res: ServerResponse): void {
     const socket = res.socket;
     if (socket && !this.#pending.has(socket)) {
-      socket.destroy();
+      finishUnknown(socket);
       return;
     }
     if (socket) this.#forgetPending(socket);
@@ -393,7 +350,7 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, transport: Transport): void {
     if (!this.#pending.has(socket) || socket.destroyed) {
-      socket.destroy();
+      finishUnknown(socket);
       return;
     }
     const peer = peerInfo(req, transport);
@@ -465,69 +422,4 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
       resolve();
     }
   }
-
-  #startLiveness(): void {
-    const { pingIntervalMs, idleTimeoutMs } = this.options;
-    if (pingIntervalMs === 0 && idleTimeoutMs === 0) return;
-    // Fine enough that an idle session is found within idleTimeoutMs + tick.
-    const tickMs = Math.max(10, Math.min(pingIntervalMs || Infinity, idleTimeoutMs ? idleTimeoutMs / 2 : Infinity));
-    this.#livenessTimer = setInterval(() => {
-      const now = performance.now();
-      for (const guard of this.#sessions.values()) {
-        try {
-          guard.tick(now, tickMs);
-        } catch (err) {
-          this.#log.error({ err, session: guard.id }, 'liveness check threw');
-        }
-      }
-    }, tickMs);
-    this.#livenessTimer.unref();
-  }
-}
-
-/** The peer and request target; undefined when the target cannot be parsed. */
-function peerInfo(req: IncomingMessage, transport: Transport): PeerInfo | undefined {
-  let url: URL;
-  try {
-    url = new URL(req.url ?? '/', 'http://localhost');
-  } catch {
-    return undefined;
-  }
-  const origin = req.headers.origin;
-  const info: PeerInfo = { transport, path: url.pathname, query: url.searchParams };
-  if (transport === 'tcp') {
-    if (req.socket.remoteAddress !== undefined) info.remoteAddress = req.socket.remoteAddress;
-    if (req.socket.remotePort !== undefined) info.remotePort = req.socket.remotePort;
-  }
-  if (typeof origin === 'string') info.origin = origin;
-  return info;
-}
-
-function listenTcp(http: HttpServer, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => {
-      http.off('listening', onListening);
-      reject(listenError(err, `${host.includes(':') ? `[${host}]` : host}:${port}`));
-    };
-    const onListening = (): void => {
-      http.off('error', onError);
-      resolve();
-    };
-    http.once('error', onError);
-    http.once('listening', onListening);
-    http.listen(port, host);
-  });
-}
-
-/** Resolves when the listening handle is closed and every socket it accepted has ended. */
-function closeListener(listener: Listener): Promise<void> {
-  clearTimeout(listener.reopenTimer);
-  return new Promise((resolve) => {
-    if (!listener.http.listening) {
-      // Paused (or never bound): accepted sockets may still be open; they end with their sessions.
-      resolve();
-      return;
-    }
-    listener.http.close(() => resolve());
-  });
 }

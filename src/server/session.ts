@@ -159,3 +159,30 @@ export class SessionGuard {
     this.#options.logger.debug({ session: this.id, code, closeCode, wsCode: (err as { code?: unknown }).code, err: err.message }, 'session error');
   }
 }
+
+/**
+ * One timer for every session (not one per session): pings, and terminates
+ * the silent. Fine enough that an idle session is found within
+ * idleTimeoutMs + one tick. Undefined when both are disabled.
+ */
+export function startLiveness(
+  sessions: () => Iterable<SessionGuard>,
+  options: { pingIntervalMs: number; idleTimeoutMs: number },
+  logger: Logger,
+): NodeJS.Timeout | undefined {
+  const { pingIntervalMs, idleTimeoutMs } = options;
+  if (pingIntervalMs === 0 && idleTimeoutMs === 0) return undefined;
+  const tickMs = Math.max(10, Math.min(pingIntervalMs || Infinity, idleTimeoutMs ? idleTimeoutMs / 2 : Infinity));
+  const timer = setInterval(() => {
+    const now = performance.now();
+    for (const guard of sessions()) {
+      try {
+        guard.tick(now, tickMs);
+      } catch (err) {
+        logger.error({ err, session: guard.id }, 'liveness check threw');
+      }
+    }
+  }, tickMs);
+  timer.unref();
+  return timer;
+}
