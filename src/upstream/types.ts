@@ -48,7 +48,7 @@ export interface OpenInfo {
 /** A message that left the outbound queue without being sent. */
 export interface DropNotice {
   type: 'drop';
-  /** `ERR_QUEUE_FULL`, `ERR_QUEUE_EXPIRED`, `ERR_QUEUE_DISABLED` or `ERR_QUEUE_CLOSED`. */
+  /** `ERR_QUEUE_FULL`, `ERR_QUEUE_EXPIRED`, `ERR_QUEUE_DISABLED`, `ERR_QUEUE_CLOSED`, or `ERR_CLOSED` for a send after the final close. */
   reason: WshubError['code'];
   bytes: number;
   /** The `tag` given to `send()`, so a caller can attribute the drop (e.g. to a session). */

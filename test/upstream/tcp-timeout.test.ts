@@ -31,7 +31,8 @@ async function blackholePort(): Promise<{ port: number; close: () => Promise<voi
     s.on('error', () => undefined);
     fillers.push(s);
   }
-  await once(fillers[0]!, 'connect');
+  // Whichever filler completes first takes the one slot.
+  await Promise.any(fillers.map((s) => once(s, 'connect')));
   return {
     port,
     close: async () => {

@@ -94,10 +94,11 @@ for (const host of ['127.0.0.1', '::1', 'localhost'] as const) {
       client.destroy();
       await server.close();
     });
-    const opened = waitFor<[{ family: string }]>(client, 'open');
+    const opened = waitFor<[{ family: string; localAddress: string | undefined }]>(client, 'open');
     client.connect();
     const [info] = await opened;
     assert.equal(info.family, host === '::1' ? 'IPv6' : 'IPv4');
+    assert.equal(info.localAddress, host === '::1' ? '::1' : '127.0.0.1', 'the local address is known, so netwatch can watch it');
     const payload = Buffer.from([0, 255, 1, 254, 0x80]);
     const reply = waitFor<[Buffer, boolean]>(client, 'message');
     client.send(payload);
