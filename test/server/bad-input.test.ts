@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import type { HardenedServer } from '../../src/server/server.js';
 import {
-  HealthyPeer, closeCodeFor, delta, frame, httpStatus, rawConnect, rawRequest, readAll, startEchoServer, tcpPort, tcpUrl,
+  Chatter, HealthyPeer, closeCodeFor, delta, frame, httpStatus, rawConnect, rawRequest, readAll, startEchoServer, tcpPort, tcpUrl,
   upgradeRequest, waitFor, withTimeout,
 } from './helpers.js';
 
@@ -19,15 +19,18 @@ describe('bad input', () => {
   let server: HardenedServer;
   let port: number;
   let healthy: HealthyPeer;
+  let chatter: Chatter;
 
   before(async () => {
     server = await startEchoServer({ tcp: { port: 0 }, maxPayload: MAX_PAYLOAD, handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS, pingIntervalMs: 0, idleTimeoutMs: 0 });
     port = tcpPort(server);
     healthy = await HealthyPeer.open(tcpUrl(server));
     await healthy.check();
+    chatter = await Chatter.start(tcpUrl(server));
   });
 
-  after(() => {
+  after(async () => {
+    await chatter.stop();
     healthy.close();
     server.destroy();
   });
@@ -188,7 +191,15 @@ describe('bad input', () => {
     })(), 30_000, '1,000 abandoned connections');
     await waitFor(() => server.stats().handshaking === 0, 5000, 'handshaking back to 0');
     assert.equal(server.stats().accepted, acceptedBefore, 'no session came of it');
-    assert.equal(server.stats().open, 1, 'only the healthy session is open');
+    assert.equal(server.stats().open, 2, 'only the healthy and the chatter sessions are open');
     await healthy.check();
+  });
+
+  test('a second healthy session talked the whole time: every message echoed, in order', async () => {
+    const { sent, received, outOfOrder, open } = await chatter.stop();
+    assert.equal(open, true, 'the chatter session was never closed');
+    assert.ok(sent > 10, `the chatter ran (${sent} messages)`);
+    assert.equal(received, sent);
+    assert.equal(outOfOrder, 0);
   });
 });

@@ -273,3 +273,38 @@ export async function closeCodeFor(port: number, bytes: Buffer | Buffer[]): Prom
 export function delta(before: Record<string, number>, after: Record<string, number>, code: string): number {
   return (after[code] ?? 0) - (before[code] ?? 0);
 }
+
+/**
+ * A second healthy session that keeps talking the whole time: a numbered
+ * message every `everyMs`, each echo checked in order. `stop()` waits for the
+ * last echoes and reports the counts.
+ */
+export class Chatter {
+  #sent = 0;
+  #received = 0;
+  #outOfOrder = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer) => {
+      if (Number(data.toString()) !== this.#received) this.#outOfOrder++;
+      this.#received++;
+    });
+  }
+
+  static async start(url: string, everyMs = 20): Promise<Chatter> {
+    const chatter = new Chatter(await openClient(url));
+    chatter.#timer = setInterval(() => {
+      if (chatter.ws.readyState === WebSocket.OPEN) chatter.ws.send(String(chatter.#sent++));
+    }, everyMs);
+    return chatter;
+  }
+
+  async stop(): Promise<{ sent: number; received: number; outOfOrder: number; open: boolean }> {
+    clearInterval(this.#timer);
+    const open = this.ws.readyState === WebSocket.OPEN;
+    await waitFor(() => this.#received >= this.#sent, 5000, 'the last echoes').catch(() => undefined);
+    this.ws.terminate();
+    return { sent: this.#sent, received: this.#received, outOfOrder: this.#outOfOrder, open };
+  }
+}
