@@ -225,18 +225,27 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
     this.#log.error({ err, transport: listener.transport, errno: errnoOf(err) }, 'listener error');
     if (this.#state !== 'listening') return;
     if (isFdExhaustion(err)) this.#counters.error('ERR_FD_EXHAUSTED');
-    this.emit('warning', { code: isFdExhaustion(err) ? 'ERR_FD_EXHAUSTED' : 'ERR_LISTEN_FAILED', message: `listener ${listener.transport}: ${err.message}` });
+    this.#warn(isFdExhaustion(err) ? 'ERR_FD_EXHAUSTED' : 'ERR_LISTEN_FAILED', `listener ${listener.transport}: ${err.message}`);
     if (listener.reopenTimer !== undefined) return;
     // Only the listening handle closes; accepted sockets and sessions are untouched.
     listener.http.close();
     scheduleReopen(listener, { baseDelayMs: this.options.emfileBackoffMs, unixSocketMode: this.options.unixSocketMode, logger: this.#log, active: () => this.#state === 'listening' });
   }
 
+  /** Warnings come from timers and socket events: a throwing listener must not escape to the process. */
+  #warn(code: ErrorCode, message: string): void {
+    try {
+      this.emit('warning', { code, message });
+    } catch (err) {
+      this.#log.error({ err }, 'warning listener threw');
+    }
+  }
+
   #onFdState(exhausted: boolean): void {
     if (exhausted) {
       this.#counters.error('ERR_FD_EXHAUSTED');
       this.#log.warn({ open: this.#sessions.size, handshaking: this.#pending.size }, 'file descriptors exhausted: new peers are closed on accept until some are freed');
-      this.emit('warning', { code: 'ERR_FD_EXHAUSTED', message: 'file descriptors exhausted' });
+      this.#warn('ERR_FD_EXHAUSTED', 'file descriptors exhausted');
     } else {
       this.#log.info({ open: this.#sessions.size }, 'file descriptors available again');
     }
