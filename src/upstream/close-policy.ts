@@ -25,13 +25,28 @@ export function isFatalHttpStatus(status: number, statuses: readonly number[]): 
 }
 
 /**
- * What a server-side close means: 1006 (no close frame) is a lost
- * connection, a fatal code ends retrying, anything else is a server close to
- * retry after.
+ * What the end of an open connection means. A protocol violation that ws
+ * detected in the server's frames (ws closes with 1002/1007/1009 and the
+ * server merely echoes it) is our verdict, not the server's, so it never
+ * counts as a fatal server close code: ERR_PAYLOAD_TOO_LARGE or
+ * ERR_PROTOCOL, retried. Otherwise 1006 (no close frame) is a lost
+ * connection, a configured fatal code ends retrying, and anything else is a
+ * server close to retry after.
  */
 export function classifyClose(
   code: number, reason: string, address: string, lastError: Error | undefined, rules: readonly CloseCodeRule[],
 ): { cause: WshubError; retry: boolean; summary: string } {
+  const wsCode = errnoOf(lastError);
+  if (lastError && wsCode?.startsWith('WS_ERR_')) {
+    const tooLarge = wsCode === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
+    const errorCode = tooLarge ? 'ERR_PAYLOAD_TOO_LARGE' : 'ERR_PROTOCOL';
+    const summary = `upstream violated the protocol (${wsCode}: ${lastError.message}); closed ${code}`;
+    return {
+      cause: new WshubError(errorCode, `${errorCode} ${address} (${summary})`, { cause: lastError, details: { address, errno: wsCode, closeCode: code } }),
+      retry: true,
+      summary,
+    };
+  }
   if (code === 1006) {
     const errno = errnoOf(lastError);
     const summary = `closed without a close frame${lastError ? `: ${errno ?? lastError.message}` : ''}`;

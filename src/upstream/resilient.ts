@@ -294,6 +294,8 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     }, 'open');
     this.#setState('open', `connected to ${conn.label}`);
     if (this.#conn === conn) this.emit('open', info);
+    // upgrade() paused reading so nothing arriving with the 101 was emitted before these listeners existed.
+    ws.resume();
   }
 
   /**

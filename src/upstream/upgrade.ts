@@ -23,7 +23,7 @@ export interface UpgradeOptions {
   signal: AbortSignal;
 }
 
-/** Resolves with an open WebSocket; rejects with ERR_UPGRADE_TIMEOUT, ERR_UPGRADE_REJECTED (details.status), ERR_UPGRADE_INVALID or ERR_CONNECTION_LOST. */
+/** Resolves with an open, paused WebSocket (call `resume()` once listening); rejects with ERR_UPGRADE_TIMEOUT, ERR_UPGRADE_REJECTED (details.status), ERR_UPGRADE_INVALID or ERR_CONNECTION_LOST. */
 export function upgrade(options: UpgradeOptions): Promise<WebSocket> {
   const { label, socket } = options;
   return new Promise((resolvePromise, reject) => {
@@ -77,6 +77,10 @@ export function upgrade(options: UpgradeOptions): Promise<WebSocket> {
     });
     ws.once('open', () => {
       if (settled) return;
+      // Frames that arrived together with the 101 response would otherwise be
+      // emitted before the caller (one promise hop away) has attached its
+      // listeners, and be lost. The caller resumes once it is listening.
+      ws.pause();
       settled = true;
       clearTimeout(timer);
       options.signal.removeEventListener('abort', onAbort);

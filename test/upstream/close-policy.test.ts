@@ -157,3 +157,47 @@ test('close() with an invalid code rejects with ERR_INVALID_OPTION and changes n
   await client.close();
   assert.equal(client.state, 'closed');
 });
+
+test('a protocol violation by the server (invalid UTF-8 in a text frame) → ERR_PROTOCOL and a retry, never a fatal 1007', async (t) => {
+  const server = await startWsServer('127.0.0.1');
+  let connections = 0;
+  server.wss.on('connection', (ws) => {
+    // ws does not validate what it sends: this is a text frame carrying bytes that are not UTF-8.
+    if (++connections === 1) ws.send(Buffer.from([0x68, 0xff, 0xfe]), { binary: false });
+  });
+  const client = new ResilientWebSocket({ url: server.url, backoff: fastBackoff });
+  t.after(async () => {
+    client.destroy();
+    await server.close();
+  });
+  const lost = waitState(client, 'reconnecting');
+  client.connect();
+  const change = await lost;
+  assert.equal(change.cause?.code, 'ERR_PROTOCOL');
+  assert.equal(change.cause?.details.errno, 'WS_ERR_INVALID_UTF8');
+  assert.match(change.cause?.message ?? '', /^ERR_PROTOCOL 127\.0\.0\.1:\d+ \(upstream violated the protocol \(WS_ERR_INVALID_UTF8/);
+  await waitState(client, 'open', 3000);
+  assert.equal(client.stats().connections, 2);
+});
+
+test('a message larger than maxPayload → ERR_PAYLOAD_TOO_LARGE and a retry', async (t) => {
+  const server = await startWsServer('127.0.0.1');
+  let connections = 0;
+  server.wss.on('connection', (ws) => {
+    if (++connections === 1) ws.send(Buffer.alloc(2048));
+  });
+  const client = new ResilientWebSocket({ url: server.url, maxPayload: 1024, backoff: fastBackoff });
+  t.after(async () => {
+    client.destroy();
+    await server.close();
+  });
+  const messages: number[] = [];
+  client.on('message', (data) => messages.push(data.length));
+  const lost = waitState(client, 'reconnecting');
+  client.connect();
+  const change = await lost;
+  assert.equal(change.cause?.code, 'ERR_PAYLOAD_TOO_LARGE');
+  assert.equal(change.cause?.details.errno, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH');
+  await waitState(client, 'open', 3000);
+  assert.deepEqual(messages, [], 'the oversized message was never delivered');
+});

@@ -144,3 +144,22 @@ test('backpressure: send() answers wait:true past highWaterMarkBytes, then drain
   assert.equal(got, 1);
   assert.deepEqual(client.send('small'), { ok: true, queued: false, wait: false });
 });
+
+test('messages the server sends the instant the connection opens are delivered, after the open event', async (t) => {
+  const server = await startWsServer('127.0.0.1');
+  server.wss.on('connection', (ws) => {
+    for (let i = 0; i < 5; i++) ws.send(`early ${i}`);
+  });
+  const client = new ResilientWebSocket({ url: server.url });
+  t.after(async () => {
+    client.destroy();
+    await server.close();
+  });
+  const seen: string[] = [];
+  client.on('open', () => seen.push('open'));
+  client.on('message', (data) => seen.push(data.toString()));
+  client.connect();
+  const deadline = Date.now() + 5000;
+  while (seen.length < 6 && Date.now() < deadline) await delay(10);
+  assert.deepEqual(seen, ['open', 'early 0', 'early 1', 'early 2', 'early 3', 'early 4']);
+});
