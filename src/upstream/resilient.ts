@@ -84,6 +84,9 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
    * Refused messages (`ok: false`) are also reported by a `drop` event and counted.
    */
   send(data: Buffer | string, opts: SendOptions = {}): SendResult {
+    if (typeof data !== 'string' && !Buffer.isBuffer(data)) {
+      throw new WshubError('ERR_INVALID_OPTION', `send(): data must be a string or a Buffer, got ${data === null ? 'null' : typeof data}`, { details: { path: 'data' } });
+    }
     const binary = opts.binary ?? typeof data !== 'string';
     const bytes = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
     if (this.#state === 'closed') {

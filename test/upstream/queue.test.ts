@@ -163,3 +163,13 @@ test('messages the server sends the instant the connection opens are delivered, 
   while (seen.length < 6 && Date.now() < deadline) await delay(10);
   assert.deepEqual(seen, ['open', 'early 0', 'early 1', 'early 2', 'early 3', 'early 4']);
 });
+
+test('send() of something that is neither a string nor a Buffer throws ERR_INVALID_OPTION and changes nothing', () => {
+  const client = idleClient({});
+  const log = record(client);
+  assert.throws(() => client.send(42 as unknown as string), { code: 'ERR_INVALID_OPTION' });
+  assert.throws(() => client.send(null as unknown as string), { code: 'ERR_INVALID_OPTION' });
+  assert.deepEqual(client.stats().queue, { messages: 0, bytes: 0 });
+  assert.deepEqual(log.drops, []);
+  client.destroy();
+});
