@@ -201,3 +201,24 @@ test('a message larger than maxPayload → ERR_PAYLOAD_TOO_LARGE and a retry', a
   await waitState(client, 'open', 3000);
   assert.deepEqual(messages, [], 'the oversized message was never delivered');
 });
+
+test('attempt grows while connections flap and resets once one stays up for minUptimeMs', async (t) => {
+  const server = await startWsServer('127.0.0.1');
+  let connections = 0;
+  server.wss.on('connection', (ws) => {
+    connections++;
+    // Three short-lived connections, then one that lives 400 ms (> minUptimeMs), then another short one.
+    if (connections <= 3 || connections === 5) ws.close(1012, 'restart');
+    else if (connections === 4) setTimeout(() => ws.close(1012, 'restart'), 400);
+  });
+  const client = new ResilientWebSocket({ url: server.url, backoff: { ...fastBackoff, minUptimeMs: 200, concealFailures: 2 } });
+  t.after(async () => {
+    client.destroy();
+    await server.close();
+  });
+  const log = record(client);
+  client.connect();
+  await waitState(client, 'open', 5000, () => connections === 6);
+  const retries = log.states.filter((s) => s.to === 'reconnecting').map((s) => [s.attempt, s.outage]);
+  assert.deepEqual(retries, [[1, false], [2, false], [3, true], [1, false], [2, false]]);
+});
