@@ -34,6 +34,7 @@ export function buildProgram(): Command {
     .option('--http <host:port>', 'status page, /status, /metrics, /healthz')
     .option('--token <token>', 'bearer token required on the TCP listener')
     .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent')
+    .option('--ready-when <rule>', '/healthz is 200 when: all (required upstreams open) | any | none | name,name', 'all')
     .action(async (opts: Parameters<typeof serve>[0]) => serve(opts));
 
   program

@@ -6,6 +6,7 @@
 import { WshubError } from '../errors.js';
 import { resolveConfig, readConfigFile, type HubConfig } from '../hub/config.js';
 import { Hub } from '../hub/hub.js';
+import { parseReadyWhen, type ReadyWhen } from '../observe/health.js';
 import { HubHttpServer } from '../observe/http.js';
 import { createLogger, type Logger } from '../observe/log.js';
 
@@ -18,6 +19,8 @@ export interface ServeFlags {
   http?: string;
   logLevel?: string;
   token?: string;
+  /** Which upstreams must be open for /healthz to answer 200: all | any | none | name,name. */
+  readyWhen?: string;
 }
 
 /** Merge flags over the file's contents; flags win. */
@@ -52,18 +55,36 @@ export interface RunningHub {
   close(): Promise<void>;
 }
 
+/** The daemon's logger: human-readable (pino-pretty) on a terminal, JSON lines into pipes and files. */
+export function daemonLogger(config: HubConfig): Logger {
+  return createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true });
+}
+
+export interface StartHubOptions {
+  /** @default 'all' */
+  readyWhen?: ReadyWhen;
+}
+
 /** Start a hub (and its HTTP side) from a resolved config. */
-export async function startHub(config: HubConfig, logger: Logger = createLogger({ level: config.logLevel })): Promise<RunningHub> {
+export async function startHub(config: HubConfig, logger: Logger = daemonLogger(config), options: StartHubOptions = {}): Promise<RunningHub> {
   const hub = new Hub({ config, logger });
-  await hub.start();
   let http: HubHttpServer | undefined;
   let httpAddress: { host: string; port: number } | undefined;
-  if (config.http) {
-    http = new HubHttpServer(hub);
+  // Built before start(): a bad --ready-when must fail before anything listens or dials.
+  if (config.http) http = new HubHttpServer(hub, options.readyWhen === undefined ? {} : { readyWhen: options.readyWhen });
+  else if (options.readyWhen !== undefined) logger.warn('--ready-when has no effect without --http');
+  try {
+    await hub.start();
+  } catch (err) {
+    await http?.close();
+    throw err;
+  }
+  if (config.http && http) {
     try {
       httpAddress = await http.listen(config.http.host, config.http.port);
     } catch (err) {
       hub.destroy();
+      await http.close();
       throw err;
     }
     logger.info({ http: `http://${httpAddress.host}:${httpAddress.port}/` }, 'status and metrics listening');
@@ -120,6 +141,7 @@ export function handleSignals(running: RunningHub, reload: (() => HubConfig) | u
 
 export async function serve(flags: ServeFlags): Promise<void> {
   const config = resolveConfig(buildRawConfig(flags));
-  const running = await startHub(config);
+  const readyWhen = flags.readyWhen === undefined ? undefined : parseReadyWhen(flags.readyWhen);
+  const running = await startHub(config, daemonLogger(config), readyWhen === undefined ? {} : { readyWhen });
   handleSignals(running, flags.config ? () => resolveConfig(buildRawConfig(flags)) : undefined);
 }

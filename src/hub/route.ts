@@ -100,6 +100,22 @@ export interface RouteCounters {
   sessionErrors: Record<string, number>;
 }
 
+/** Cumulative traffic of one topic; kept after its last subscriber leaves so metrics never go backwards. */
+export interface TopicTraffic {
+  topic: string;
+  /** Upstream messages of this topic (with or without subscribers). */
+  messages: number;
+  bytes: number;
+  /** Copies delivered to sessions. */
+  deliveries: number;
+  deliveredBytes: number;
+}
+
+/** Topics counted on their own per upstream; later ones are summed under {@link OTHER_TOPIC} so memory stays bounded. */
+export const DEFAULT_MAX_COUNTED_TOPICS = 1000;
+/** The topic key that sums the traffic of topics past the per-topic limit. */
+export const OTHER_TOPIC = '_other';
+
 export interface RouteOptions {
   name: string;
   logger: Logger;
@@ -114,6 +130,7 @@ export class Route implements AdapterContext {
   adapter!: Adapter;
   readonly counters: RouteCounters = { messagesIn: 0, bytesIn: 0, deliveries: 0, unrouted: 0, sessionErrors: {} };
   readonly #topics = new Map<string, Audience>();
+  readonly #traffic = new Map<string, TopicTraffic>();
   readonly #everyone = new Audience();
   readonly #log: Logger;
   readonly #send: RouteOptions['send'];
@@ -160,6 +177,9 @@ export class Route implements AdapterContext {
 
   publish(topic: string, data: Buffer, isBinary: boolean): void {
     const audience = this.#topics.get(topic);
+    const traffic = this.#trafficOf(topic);
+    traffic.messages++;
+    traffic.bytes += data.length;
     if (!audience) {
       this.counters.unrouted++;
       return;
@@ -168,7 +188,26 @@ export class Route implements AdapterContext {
     audience.last = frame;
     const n = audience.deliver(frame, topic);
     this.counters.deliveries += n;
+    traffic.deliveries += n;
+    traffic.deliveredBytes += n * data.length;
     if (n === 0) this.counters.unrouted++;
+  }
+
+  /** Per-topic traffic since start: the first {@link DEFAULT_MAX_COUNTED_TOPICS} topics seen, the rest under `_other`. */
+  topicTraffic(): TopicTraffic[] {
+    return [...this.#traffic.values()].map((t) => ({ ...t }));
+  }
+
+  #trafficOf(topic: string): TopicTraffic {
+    let traffic = this.#traffic.get(topic);
+    if (traffic) return traffic;
+    const key = this.#traffic.size < DEFAULT_MAX_COUNTED_TOPICS && topic !== OTHER_TOPIC ? topic : OTHER_TOPIC;
+    traffic = this.#traffic.get(key);
+    if (!traffic) {
+      traffic = { topic: key, messages: 0, bytes: 0, deliveries: 0, deliveredBytes: 0 };
+      this.#traffic.set(key, traffic);
+    }
+    return traffic;
   }
 
   broadcast(data: Buffer, isBinary: boolean): void {

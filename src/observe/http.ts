@@ -1,47 +1,109 @@
 /**
- * The hub's HTTP side: `/status` (JSON), `/healthz`, and whatever else the
- * observe module mounts (metrics, the status page). Loopback by default.
+ * The hub's HTTP side, loopback by default:
  *
- * `/healthz` is 200 when every required upstream is open, 503 otherwise, and
- * says why in both cases.
+ * - `/` — the live status page (plain HTML/JS, uPlot charts), fed by `/events`;
+ * - `/events` — Server-Sent Events: the snapshot every second and at once on
+ *   every upstream state change;
+ * - `/status` — the snapshot as JSON;
+ * - `/metrics` — Prometheus text exposition from the same snapshot;
+ * - `/healthz` — 200 when ready (see {@link ReadyWhen}), 503 with the reasons
+ *   otherwise; the body says why in both cases.
+ *
+ * Every one of them reads {@link observe}'s snapshot, so they never disagree.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Hub, HubStats } from '../hub/hub.js';
+import { z } from 'zod';
+import type { Hub } from '../hub/hub.js';
+import { parseOptions } from '../options.js';
+import { ASSETS, sendAsset } from './assets.js';
+import { DEFAULT_EVENTS_INTERVAL_MS, DEFAULT_MAX_EVENT_CLIENTS, StatsEvents } from './events.js';
+import { checkReadyWhen, DEFAULT_READY_WHEN, type ReadyWhen } from './health.js';
+import { EventLoopMonitor } from './loop.js';
+import { DEFAULT_MAX_TOPIC_LABELS, HubMetrics } from './metrics.js';
+import { observe, type ObservedStats } from './snapshot.js';
+
+export { health, type Health, type ReadyWhen } from './health.js';
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
 
-export interface Health {
-  ok: boolean;
-  upstreams: Array<{ name: string; state: string; required: boolean; reason: string | undefined }>;
+/** Worker connections listed on the status page (the deepest queues first); /status lists all. @default 200 */
+export const DEFAULT_PAGE_MAX_CONNECTIONS = 200;
+
+export interface HubHttpOptions {
+  /** Which upstreams must be open for /healthz to answer 200. @default 'all' */
+  readyWhen?: ReadyWhen;
+  /** Per-topic metric labels per upstream before the rest are summed under `_other`. @default 50 */
+  maxTopicLabels?: number;
+  /** Push interval of /events. @default 1000 */
+  eventsIntervalMs?: number;
+  /** Concurrent /events clients. @default 32 */
+  maxEventClients?: number;
+  /** @default 200 */
+  pageMaxConnections?: number;
 }
 
-/** Health from one stats snapshot: ok when every required upstream is open. */
-export function health(stats: HubStats): Health {
-  const upstreams = stats.upstreams.map((u) => ({
-    name: u.name,
-    state: u.client.state,
-    required: u.required,
-    reason: u.client.state === 'open' ? undefined : (u.history.at(-1)?.reason ?? u.client.state),
-  }));
-  return { ok: upstreams.every((u) => !u.required || u.state === 'open'), upstreams };
+const httpOptionsSchema = z.strictObject({
+  readyWhen: z.union([z.enum(['all', 'any', 'none']), z.array(z.string().min(1)).min(1).readonly()]).default(DEFAULT_READY_WHEN),
+  maxTopicLabels: z.number().int().min(0).default(DEFAULT_MAX_TOPIC_LABELS),
+  eventsIntervalMs: z.number().int().min(50).default(DEFAULT_EVENTS_INTERVAL_MS),
+  maxEventClients: z.number().int().min(1).default(DEFAULT_MAX_EVENT_CLIENTS),
+  pageMaxConnections: z.number().int().min(0).default(DEFAULT_PAGE_MAX_CONNECTIONS),
+});
+
+/** What the status page receives: the snapshot with the connection list trimmed to the deepest queues. */
+export interface PageSnapshot extends ObservedStats {
+  connectionsTotal: number;
 }
 
 export class HubHttpServer {
   readonly server: Server;
   readonly routes = new Map<string, RouteHandler>();
+  readonly metrics: HubMetrics;
+  readonly events: StatsEvents;
+  readonly options: Readonly<Required<HubHttpOptions>>;
   readonly #hub: Hub;
+  readonly #loop = new EventLoopMonitor();
+  #closing: Promise<void> | undefined;
 
-  constructor(hub: Hub) {
+  constructor(hub: Hub, options: HubHttpOptions = {}) {
     this.#hub = hub;
-    this.routes.set('/status', (_req, res) => sendJson(res, 200, this.#hub.stats()));
+    this.options = parseOptions(httpOptionsSchema, options, 'http');
+    checkReadyWhen(this.options.readyWhen, hub.config.upstreams.map((u) => u.name));
+    this.metrics = new HubMetrics(() => this.snapshot(), { maxTopicLabels: this.options.maxTopicLabels });
+    this.events = new StatsEvents({
+      hub,
+      payload: () => this.pageSnapshot(),
+      intervalMs: this.options.eventsIntervalMs,
+      maxClients: this.options.maxEventClients,
+    });
+    this.routes.set('/status', (_req, res) => sendJson(res, 200, this.snapshot()));
     this.routes.set('/healthz', (_req, res) => {
-      const h = health(this.#hub.stats());
+      const h = this.snapshot().health;
       sendJson(res, h.ok ? 200 : 503, h);
     });
+    this.routes.set('/metrics', async (req, res) => {
+      const text = await this.metrics.render(this.snapshot());
+      res.writeHead(200, { 'content-type': this.metrics.contentType, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+      res.end(req.method === 'HEAD' ? undefined : text);
+    });
+    this.routes.set('/events', (req, res) => this.events.handle(req, res));
+    for (const path of ASSETS.keys()) this.routes.set(path, (req, res) => sendAsset(path, res, req.method === 'HEAD'));
+    this.routes.set('/index.html', (req, res) => sendAsset('/', res, req.method === 'HEAD'));
     this.server = createServer((req, res) => this.#handle(req, res));
     // Keep-alive sockets must not hold a draining hub open.
     this.server.keepAliveTimeout = 5000;
+  }
+
+  /** The one snapshot every endpoint reads. */
+  snapshot(): ObservedStats {
+    return observe({ hub: this.#hub, readyWhen: this.options.readyWhen, loop: this.#loop });
+  }
+
+  pageSnapshot(): PageSnapshot {
+    const s = this.snapshot();
+    const deepest = [...s.connections].sort((a, b) => b.queuedBytes - a.queuedBytes || a.attachedAt - b.attachedAt).slice(0, this.options.pageMaxConnections);
+    return { ...s, connections: deepest, connectionsTotal: s.connections.length };
   }
 
   async listen(host: string, port: number): Promise<{ host: string; port: number }> {
@@ -56,13 +118,26 @@ export class HubHttpServer {
     return { host: a.address, port: a.port };
   }
 
+  /** Ends /events streams, stops measuring, closes every HTTP connection. Idempotent. */
   async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.#closing ??= (async () => {
+      this.events.close();
+      this.#loop.stop();
+      this.server.closeAllConnections();
+      if (!this.server.listening) return;
+      await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    })();
+    return this.#closing;
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      sendJson(res, 400, { error: 'bad request target' });
+      return;
+    }
     const handler = this.routes.get(url.pathname);
     if (!handler || (req.method !== 'GET' && req.method !== 'HEAD')) {
       sendJson(res, handler ? 405 : 404, { error: handler ? 'method not allowed' : 'not found' });

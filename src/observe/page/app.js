@@ -1,0 +1,280 @@
+/* global document, window, EventSource, uPlot, CSS */
+// The wshub status page: renders the snapshot pushed over /events (the same
+// object /status and /metrics are computed from). Every value from the hub is
+// inserted with textContent, never as HTML: topic names and close reasons come
+// from upstream servers and workers.
+'use strict';
+
+const POINTS = 120; // two minutes of one-second samples
+const MIN_SAMPLE_MS = 500; // state-change pushes arrive between ticks; too close to rate
+const charts = new Map(); // upstream name → { plot, data, prev }
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null) continue;
+    if (k === 'class') node.className = v;
+    else if (k === 'text') node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== undefined && c !== null) node.append(c);
+  return node;
+}
+
+function fmtNum(n) {
+  if (n === undefined || n === null) return '–';
+  if (Math.abs(n) >= 1e9) return (n / 1e9).toFixed(2) + 'G';
+  if (Math.abs(n) >= 1e6) return (n / 1e6).toFixed(2) + 'M';
+  if (Math.abs(n) >= 1e4) return (n / 1e3).toFixed(1) + 'k';
+  return String(Math.round(n * 10) / 10);
+}
+
+function fmtBytes(n) {
+  if (!n) return '0 B';
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i === 0 ? n : n.toFixed(1)) + ' ' + units[i];
+}
+
+function fmtAgo(ms) {
+  if (ms === undefined || ms === null) return '–';
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return s + 's';
+  if (s < 7200) return Math.round(s / 60) + 'm';
+  if (s < 172800) return Math.round(s / 3600) + 'h';
+  return Math.round(s / 86400) + 'd';
+}
+
+function fmtTime(at) {
+  return new Date(at).toLocaleTimeString([], { hour12: false });
+}
+
+function fact(k, v, role) {
+  return el('div', { class: 'fact' }, el('span', { class: 'k', text: k }), el('span', { class: 'v', text: v, 'data-role': role }));
+}
+
+function sum(obj) {
+  return Object.values(obj || {}).reduce((a, b) => a + (b || 0), 0);
+}
+
+function drops(obj) {
+  const parts = Object.entries(obj || {}).filter(([, n]) => n > 0).map(([k, n]) => k + '=' + n);
+  return parts.length ? parts.join(' ') : '0';
+}
+
+// ── upstream cards ───────────────────────────────────────────────────────
+
+function chartFor(name, container) {
+  let entry = charts.get(name);
+  if (entry) return entry;
+  const data = [[], [], []];
+  const width = Math.max(300, container.clientWidth || 480);
+  const plot = new uPlot({
+    width,
+    height: 150,
+    legend: { show: true, live: false },
+    cursor: { show: true, drag: { x: false, y: false } },
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
+    axes: [
+      { stroke: '#6b7385', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#e3e6ec' } },
+      { stroke: '#6b7385', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#e3e6ec' }, size: 50, label: 'msg/s', labelSize: 14 },
+    ],
+    series: [
+      {},
+      { label: 'in/s', stroke: '#3a6ff7', width: 2, fill: 'rgba(58,111,247,0.08)', points: { show: false } },
+      { label: 'delivered/s', stroke: '#1f9d55', width: 1.5, points: { show: false } },
+    ],
+  }, data, container);
+  entry = { plot, data, prev: undefined, container };
+  charts.set(name, entry);
+  return entry;
+}
+
+function sample(entry, u, now) {
+  const prev = entry.prev;
+  if (prev && now - prev.now < MIN_SAMPLE_MS) return;
+  entry.prev = { now, messagesIn: u.messagesIn, deliveries: u.deliveries };
+  if (!prev) return;
+  const dt = (now - prev.now) / 1000;
+  const [t, rin, rout] = entry.data;
+  t.push(now / 1000);
+  rin.push(Math.max(0, (u.messagesIn - prev.messagesIn) / dt));
+  rout.push(Math.max(0, (u.deliveries - prev.deliveries) / dt));
+  if (t.length > POINTS) { t.shift(); rin.shift(); rout.shift(); }
+  entry.plot.setData(entry.data);
+}
+
+function upstreamCard(u) {
+  const card = el('article', { class: 'card upstream', 'data-upstream': u.name },
+    el('div', { class: 'card-head' },
+      el('h3', { text: u.name }),
+      el('span', { class: 'badge', 'data-role': 'state' }),
+      el('span', { class: 'muted', 'data-role': 'adapter' }),
+      el('span', { class: 'url', 'data-role': 'url' })),
+    el('div', { class: 'reason', 'data-role': 'reason' }),
+    el('div', { class: 'facts', 'data-role': 'facts' }),
+    el('div', { class: 'chart', 'data-role': 'chart' }),
+    el('ul', { class: 'history', 'data-role': 'history' }));
+  return card;
+}
+
+function renderUpstreams(s) {
+  const root = document.getElementById('upstreams');
+  const seen = new Set();
+  for (const u of s.upstreams) {
+    seen.add(u.name);
+    let card = root.querySelector(`[data-upstream="${CSS.escape(u.name)}"]`);
+    if (!card) {
+      card = upstreamCard(u);
+      root.append(card);
+    }
+    const c = u.client;
+    const q = (role) => card.querySelector(`[data-role="${role}"]`);
+    const badge = q('state');
+    badge.textContent = c.state;
+    badge.className = 'badge badge-' + c.state;
+    card.dataset.state = c.state;
+    q('adapter').textContent = u.adapter + (u.required ? '' : ' · optional');
+    q('url').textContent = c.url;
+    q('url').title = c.url;
+    const last = u.history[u.history.length - 1];
+    q('reason').textContent = c.state === 'open' ? '' : (last ? last.reason : '');
+    q('reason').style.display = c.state === 'open' || !last ? 'none' : '';
+    const entry = chartFor(u.name, q('chart'));
+    sample(entry, u, s.now);
+    const rate = entry.data[1].length ? entry.data[1][entry.data[1].length - 1] : 0;
+    q('facts').replaceChildren(
+      fact('since', c.state === 'open' ? fmtAgo(s.now - c.lastOpenAt) : fmtAgo(c.lastCloseAt ? s.now - c.lastCloseAt : undefined)),
+      fact('sessions', fmtNum(u.sessions)),
+      fact('topics', fmtNum(u.topics.length)),
+      fact('msg in', fmtNum(u.messagesIn), 'messagesIn'),
+      fact('in/s', fmtNum(rate)),
+      fact('delivered', fmtNum(u.deliveries), 'deliveries'),
+      fact('rtt', c.lastRttMs === undefined ? '–' : c.lastRttMs.toFixed(1) + ' ms'),
+      fact('opens', fmtNum(c.connections)),
+      fact('reconnects', fmtNum(c.reconnects), 'reconnects'),
+      fact('send queue', c.queue.messages + ' / ' + fmtBytes(c.queue.bytes)),
+      fact('dropped', drops(c.dropped)),
+      fact('peer', c.remoteAddress ? c.remoteAddress + (c.family ? ' (' + c.family + ')' : '') : '–'),
+    );
+    const items = u.history.slice(-20).reverse().map((h) =>
+      el('li', null,
+        el('span', { class: 't', text: fmtTime(h.at) }),
+        el('span', { class: 'move', text: h.from + ' → ' + h.to }),
+        el('span', { class: 'why', text: h.reason, title: h.reason })));
+    q('history').replaceChildren(...items);
+  }
+  for (const card of [...root.children]) {
+    const name = card.getAttribute('data-upstream');
+    if (!seen.has(name)) {
+      charts.get(name)?.plot.destroy();
+      charts.delete(name);
+      card.remove();
+    }
+  }
+}
+
+// ── tables ───────────────────────────────────────────────────────────────
+
+function renderTopics(s) {
+  const rows = [];
+  for (const u of s.upstreams) {
+    const traffic = new Map((u.traffic || []).map((t) => [t.topic, t]));
+    for (const t of [...u.topics].sort((a, b) => b.subscribers - a.subscribers || a.topic.localeCompare(b.topic))) {
+      const tr = traffic.get(t.topic);
+      rows.push(el('tr', { 'data-topic': t.topic },
+        el('td', { text: u.name }),
+        el('td', { text: t.topic }),
+        el('td', { class: 'num', text: fmtNum(t.subscribers) }),
+        el('td', { class: 'num', text: fmtNum(t.groups) }),
+        el('td', { class: 'num', text: tr ? fmtNum(tr.messages) : '–' }),
+        el('td', { class: 'num', text: tr ? fmtNum(tr.deliveries) : '–' })));
+    }
+  }
+  document.querySelector('#topics tbody').replaceChildren(...rows);
+  document.getElementById('topics').style.display = rows.length ? '' : 'none';
+  document.getElementById('topics-empty').style.display = rows.length ? 'none' : '';
+}
+
+function renderConnections(s) {
+  const rows = s.connections.map((c) => {
+    const dropped = sum(c.dropped);
+    return el('tr', { 'data-connection': c.id },
+      el('td', { text: c.id }),
+      el('td', { text: c.mode }),
+      el('td', { text: c.sessions.map((m) => (m.group ? m.upstream + ' (' + m.group + ')' : m.upstream)).join(', ') || '–' }),
+      el('td', { text: c.remoteAddress || c.transport }),
+      el('td', { class: 'num', text: fmtNum(c.messagesOut) }),
+      el('td', { class: 'num', text: fmtNum(c.messagesIn) }),
+      el('td', { class: 'num', text: fmtNum(c.queuedMessages) }),
+      el('td', { class: 'num', text: fmtBytes(c.queuedBytes) }),
+      el('td', { class: dropped ? 'drops' : '', text: drops(c.dropped) }));
+  });
+  document.querySelector('#connections tbody').replaceChildren(...rows);
+  document.getElementById('connections').style.display = rows.length ? '' : 'none';
+  document.getElementById('connections-empty').style.display = rows.length ? 'none' : '';
+  const total = s.connectionsTotal ?? s.connections.length;
+  document.getElementById('connections-count').textContent =
+    total > s.connections.length ? `(${s.connections.length} deepest queues of ${total})` : `(${total})`;
+}
+
+function renderServer(s) {
+  const v = s.server;
+  const loop = s.eventLoop;
+  document.getElementById('server').replaceChildren(
+    fact('state', v.state),
+    fact('open sessions', fmtNum(v.open)),
+    fact('handshaking', fmtNum(v.handshaking)),
+    fact('accepted', fmtNum(v.accepted)),
+    fact('rejected', drops(v.rejected)),
+    fact('errors', drops(v.errors)),
+    fact('hub drops', drops(s.dropped)),
+    fact('fd exhausted', v.fdExhausted ? 'yes' : 'no'),
+    fact('loop p99', loop ? (loop.p99Seconds * 1000).toFixed(1) + ' ms' : '–'),
+    fact('loop max', loop ? (loop.maxSeconds * 1000).toFixed(1) + ' ms' : '–'),
+  );
+}
+
+function renderHeader(s) {
+  const open = s.upstreams.filter((u) => u.client.state === 'open').length;
+  document.getElementById('summary').textContent =
+    `pid ${s.pid} · up ${fmtAgo(s.now - s.startedAt)} · ${open}/${s.upstreams.length} upstreams open · ${s.connectionsTotal ?? s.connections.length} workers`;
+  const ready = document.getElementById('ready');
+  ready.textContent = s.health.ok ? 'ready' : 'not ready';
+  ready.className = 'badge ' + (s.health.ok ? 'badge-ready' : 'badge-unready');
+  ready.title = s.health.ok ? `/healthz 200 (ready when: ${s.health.readyWhen})` : s.health.reasons.join('\n');
+}
+
+function render(s) {
+  renderHeader(s);
+  renderUpstreams(s);
+  renderTopics(s);
+  renderConnections(s);
+  renderServer(s);
+  document.body.dataset.updated = String(s.now);
+}
+
+// ── live updates ─────────────────────────────────────────────────────────
+
+function setLive(on) {
+  const live = document.getElementById('live');
+  live.textContent = on ? 'live' : 'offline, retrying';
+  live.className = 'live ' + (on ? 'live-on' : 'live-off');
+}
+
+function connect() {
+  const source = new EventSource('/events');
+  source.addEventListener('open', () => setLive(true));
+  source.addEventListener('error', () => setLive(false));
+  source.addEventListener('stats', (ev) => {
+    setLive(true);
+    render(JSON.parse(ev.data));
+  });
+}
+
+window.addEventListener('resize', () => {
+  for (const entry of charts.values()) entry.plot.setSize({ width: Math.max(300, entry.container.clientWidth), height: 150 });
+});
+
+connect();
