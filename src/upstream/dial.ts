@@ -187,19 +187,21 @@ function raceConnect(options: DialOptions, addresses: ResolvedAddress[]): Promis
         `ERR_TCP_TIMEOUT ${label} (tcp connect not done after ${options.tcpTimeoutMs} ms)`,
         { details: { phase: 'tcp', address: label } })), options.tcpTimeoutMs);
       pending.set(socket, timer);
+      const onError = (err: Error): void => {
+        const errno = errnoOf(err);
+        failed(socket, new WshubError('ERR_TCP_CONNECT', `ERR_TCP_CONNECT ${label} (${errno ?? err.message})`,
+          { cause: err, details: { phase: 'tcp', address: label, errno } }));
+      };
       socket.once('connect', () => {
         if (settled) return;
         clearTimeout(timer);
         pending.delete(socket);
-        socket.removeAllListeners('error');
+        socket.off('error', onError);
+        keepQuiet(socket);
         cleanup();
         resolvePromise({ socket, address: target.address, port, family: target.family === 6 ? 'IPv6' : 'IPv4', tried });
       });
-      socket.on('error', (err) => {
-        const errno = errnoOf(err);
-        failed(socket, new WshubError('ERR_TCP_CONNECT', `ERR_TCP_CONNECT ${label} (${errno ?? err.message})`,
-          { cause: err, details: { phase: 'tcp', address: label, errno } }));
-      });
+      socket.on('error', onError);
       if (next < addresses.length) staggerTimer = setTimeout(startNext, options.happyEyeballsDelayMs);
     };
 
@@ -258,17 +260,29 @@ function secure(options: DialOptions, won: Dialed): Promise<TLSSocket> {
         { details: { phase: 'tls', address: label } }));
     }), options.tlsTimeoutMs);
     options.signal.addEventListener('abort', onAbort, { once: true });
-    socket.once('secureConnect', () => settle(() => {
-      socket.removeAllListeners('error');
-      resolvePromise(socket);
-    }));
-    socket.on('error', (err: Error) => settle(() => {
+    const onError = (err: Error): void => settle(() => {
       socket.destroy();
       const errno = errnoOf(err);
       reject(new WshubError('ERR_TLS', `ERR_TLS ${label} (${errno ?? 'handshake failed'}: ${err.message})`,
         { cause: err, details: { phase: 'tls', address: label, errno } }));
+    });
+    socket.once('secureConnect', () => settle(() => {
+      socket.off('error', onError);
+      keepQuiet(socket);
+      resolvePromise(socket);
     }));
+    socket.on('error', onError);
   });
+}
+
+/**
+ * Between a dial phase handing the socket on and the next layer (TLS, then
+ * ws and node:http) attaching its own 'error' listener, an error must not
+ * find the socket without a listener: that would crash the process. The
+ * next layer's listener still sees and handles every error.
+ */
+function keepQuiet(socket: Socket): void {
+  socket.on('error', () => undefined);
 }
 
 function abortError(signal: AbortSignal): Error {
