@@ -71,6 +71,12 @@ export const ERROR_CATALOG = {
   ERR_REQUEST_TIMEOUT: { summary: 'The upstream did not answer a request within its timeout.' },
   ERR_TOO_MANY_REQUESTS: { summary: 'A session has too many requests in flight.' },
   ERR_TOO_MANY_SUBSCRIPTIONS: { summary: 'A session has too many subscriptions.' },
+  // ── envelope protocol (/hub) ────────────────────────────────────────────
+  ERR_ENVELOPE_JSON: { summary: 'An envelope text frame is not valid JSON.' },
+  ERR_ENVELOPE_UNKNOWN_OP: { summary: 'An envelope frame has a missing or unknown `op`.' },
+  ERR_ENVELOPE_INVALID: { summary: 'An envelope frame has a missing or invalid field (the message names it).' },
+  ERR_ENVELOPE_TOO_LARGE: { summary: 'An envelope frame exceeded maxEnvelopeBytes; it was ignored and the session kept.' },
+  ERR_DUPLICATE_REQUEST: { summary: 'A `req` reused the id of a request still in flight on the same upstream.' },
 } as const satisfies Record<string, { summary: string; closeCode?: number }>;
 
 /** A stable wshub error code. */

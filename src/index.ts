@@ -15,3 +15,9 @@ export {
   DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_EMFILE_BACKOFF_MS, DEFAULT_UNIX_SOCKET_MODE, type HardenedServerOptions,
 } from './server/options.js';
 export type { PeerInfo, Refusal, Session, ServerAddresses, ServerState, ServerStats, SessionClose, HardenedServerEvents } from './server/types.js';
+export { Hub, type HubStats, type HubOptions, type Connection, type ConnectionStats } from './hub/hub.js';
+export { resolveConfig, readConfigFile, type HubConfig, type UpstreamConfig } from './hub/config.js';
+export { HubClient, DEFAULT_CLIENT_MAX_BUFFERED, DEFAULT_CLIENT_HIGH_WATER_MARK_BYTES, DEFAULT_CLIENT_MAX_QUEUED_SENDS, DEFAULT_CLIENT_REQUEST_TIMEOUT_MS } from './client/hub-client.js';
+export type * from './client/types.js';
+export { ENVELOPE_PROTOCOL, encodeBinary, decodeBinary, type HubFrame, type ClientFrame } from './hub/envelope-codec.js';
+export { DemoFeed } from './demo/feed.js';

@@ -164,7 +164,7 @@ export class JsonAdapter implements Adapter {
     for (const [hubId, pending] of this.#pending) {
       this.#pending.delete(hubId);
       if (pending.kind === 'request' && pending.join) {
-        this.#ctx.sessionError(pending.join.session, new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.#ctx.upstream} dropped with request ${String(pending.join.id)} in flight`));
+        this.#ctx.sessionError(pending.join.session, new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.#ctx.upstream} dropped with request ${String(pending.join.id)} in flight`, { details: { requestId: pending.join.id } }));
       } else if (pending.kind === 'unsubscribe' && pending.join) {
         // The upstream forgets subscriptions when the connection goes; the unsubscribe is done.
         this.#complete(pending.join, undefined);
@@ -174,6 +174,20 @@ export class JsonAdapter implements Adapter {
       state.acked = false;
       state.hubId = undefined;
     }
+  }
+
+  /** Envelope `sub`: the same dedup as a session's own subscribe frame, acknowledged by the envelope layer. */
+  subscribe(session: Session, topic: string, snapshot: boolean): WshubError | undefined {
+    const first = this.#ctx.addSubscriber(topic, session, snapshot);
+    if (first || !this.#topics.has(topic)) {
+      this.#topics.set(topic, { acked: false, hubId: undefined, waiting: [] });
+      if (this.#ctx.upstreamOpen()) this.#sendFrames(this.#subscribe, 'subscribe', [topic], undefined);
+    }
+    return undefined;
+  }
+
+  unsubscribe(session: Session, topic: string): void {
+    if (this.#ctx.removeSubscriber(topic, session)) this.onTopicAbandoned(topic);
   }
 
   stats(): Record<string, unknown> {
@@ -288,7 +302,7 @@ export class JsonAdapter implements Adapter {
       if (pending.deadline > now) continue;
       this.#pending.delete(hubId);
       if (pending.join && pending.kind === 'request') {
-        this.#ctx.sessionError(pending.join.session, new WshubError('ERR_REQUEST_TIMEOUT', `upstream ${this.#ctx.upstream} did not answer request ${String(pending.join.id)} within ${this.#timeoutMs} ms`));
+        this.#ctx.sessionError(pending.join.session, new WshubError('ERR_REQUEST_TIMEOUT', `upstream ${this.#ctx.upstream} did not answer request ${String(pending.join.id)} within ${this.#timeoutMs} ms`, { details: { requestId: pending.join.id } }));
       }
     }
     if (this.#pending.size === 0 && this.#sweeper) {

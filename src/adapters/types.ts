@@ -37,6 +37,8 @@ export interface AdapterContext {
   removeSubscriber(topic: string, session: Session): boolean;
   /** Topics with at least one subscriber. */
   liveTopics(): Iterable<string>;
+  /** Whether `topic` has at least one subscriber. */
+  hasSubscribers(topic: string): boolean;
   /** Whether the upstream is open right now. */
   upstreamOpen(): boolean;
   /** Report a session's bad input: counted, logged; the adapter also replies in the protocol's own way. */

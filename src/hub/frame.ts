@@ -34,6 +34,8 @@ export interface Frame {
   readonly isBinary: boolean;
   /** The payload without the header (a view into `bytes`). */
   readonly payload: Buffer;
+  /** The same message wrapped for envelope sessions, built on first use and shared by all of them. */
+  envelope?: Frame;
 }
 
 /** Frame `payload` as one final text or binary frame. The payload is copied once. */

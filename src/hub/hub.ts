@@ -28,6 +28,8 @@ import type { HubConfig, UpstreamConfig } from './config.js';
 import { Outbound, type OutboundStats } from './outbound.js';
 import { Session, type SessionStats, type SlowConsumerPolicy, SLOW_CONSUMER_POLICIES } from './session.js';
 import { HubUpstream } from './upstream.js';
+import { EnvelopeServer } from './envelope.js';
+import { ENVELOPE_PROTOCOL } from './envelope-codec.js';
 
 export const TRANSPARENT_PREFIX = '/u/';
 export const ENVELOPE_PATH = '/hub';
@@ -113,6 +115,7 @@ export class Hub extends EventEmitter<HubEvents> {
     });
     this.server.on('session', (s) => this.#attach(s));
     for (const upstream of c.upstreams) this.#addUpstream(upstream);
+    new EnvelopeServer(this);
   }
 
   get config(): HubConfig {
@@ -250,6 +253,7 @@ export class Hub extends EventEmitter<HubEvents> {
 
   #selectProtocol(protocols: Set<string>, req: IncomingMessage): string | false {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (path === ENVELOPE_PATH) return protocols.has(ENVELOPE_PROTOCOL) ? ENVELOPE_PROTOCOL : false;
     const up = this.#upstreamOf(path);
     if (!up) return false;
     const negotiated = up.client.protocol;

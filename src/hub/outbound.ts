@@ -145,6 +145,17 @@ export class Outbound {
     this.#enqueue(frame, topic, upstream);
   }
 
+  /**
+   * A control frame of the hub's own (envelope `state`, `lagged`, `ack`,
+   * `error`): written at once, ahead of queued data, never subject to the
+   * policy — a notice that frames were dropped must not itself be dropped, and
+   * such frames are small and rate-limited by their senders.
+   */
+  deliverControl(frame: Frame): void {
+    if (this.#closed) return;
+    this.#write(frame, false);
+  }
+
   /** Mark the session closed: later deliveries are counted as dropped, queued frames too. */
   markClosed(): void {
     if (this.#closed) return;
@@ -177,7 +188,7 @@ export class Outbound {
     };
   }
 
-  #write(frame: Frame): void {
+  #write(frame: Frame, count = true): void {
     if (!this.#corked) {
       this.#corked = true;
       this.#socket.cork();
@@ -188,6 +199,7 @@ export class Outbound {
       }
     }
     this.#socket.write(frame.bytes);
+    if (!count) return;
     this.#messagesOut++;
     this.#bytesOut += frame.payloadBytes;
   }

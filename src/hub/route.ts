@@ -172,7 +172,7 @@ export class Route implements AdapterContext {
 
   reply(session: Session, data: Buffer | string, isBinary = false, topic?: string): void {
     const payload = typeof data === 'string' ? Buffer.from(data) : data;
-    session.deliver(frameMessage(payload, isBinary), topic);
+    session.deliver(frameMessage(payload, isBinary), topic, true);
   }
 
   publish(topic: string, data: Buffer, isBinary: boolean): void {
@@ -254,8 +254,13 @@ export class Route implements AdapterContext {
     return this.#isOpen();
   }
 
+  hasSubscribers(topic: string): boolean {
+    return (this.#topics.get(topic)?.size ?? 0) > 0;
+  }
+
   sessionError(session: Session, error: WshubError): void {
     this.counters.sessionErrors[error.code] = (this.counters.sessionErrors[error.code] ?? 0) + 1;
+    session.onError?.(error);
     this.#log.warn({ upstream: this.upstream, session: session.id, err: error.toJSON() }, 'session sent bad input');
   }
 

@@ -10,14 +10,19 @@
  * sessions, see `encode`).
  */
 import type WebSocket from 'ws';
+import type { WshubError } from '../errors.js';
 import type { Frame } from './frame.js';
 import type { Outbound } from './outbound.js';
 
 export { DEFAULT_MAX_QUEUE_BYTES, DEFAULT_SLOW_CONSUMER, DEFAULT_SOCKET_HIGH_WATER_BYTES, SLOW_CONSUMER_POLICIES } from './outbound.js';
 export type { DropReason, SlowConsumerPolicy } from './outbound.js';
 
-/** Turns an upstream frame into what this session's connection expects (identity for transparent sessions). */
-export type FrameEncoder = (frame: Frame, upstream: string, topic: string | undefined) => Frame;
+/**
+ * Turns a frame into what this session's connection expects (identity for
+ * transparent sessions). `own` is true for frames meant for this session alone
+ * (replies, acks), false for upstream messages shared with other sessions.
+ */
+export type FrameEncoder = (frame: Frame, upstream: string, topic: string | undefined, own: boolean) => Frame;
 
 export interface SessionOptions {
   id: string;
@@ -26,6 +31,10 @@ export interface SessionOptions {
   group?: string | undefined;
   snapshot?: boolean;
   encode?: FrameEncoder;
+  /** False for envelope sessions: they subscribe explicitly instead of receiving everything a transparent client would. @default true */
+  transparent?: boolean;
+  /** Told about this session's bad input and failed requests (envelope sessions answer with an `error` frame). */
+  onError?: (error: WshubError) => void;
 }
 
 export interface SessionStats {
@@ -44,6 +53,8 @@ export class Session {
   readonly group: string | undefined;
   readonly wantsSnapshot: boolean;
   readonly outbound: Outbound;
+  readonly transparent: boolean;
+  readonly onError: ((error: WshubError) => void) | undefined;
   /** Topics (adapter-defined keys) this session is subscribed to. */
   readonly topics = new Set<string>();
   messagesIn = 0;
@@ -59,6 +70,8 @@ export class Session {
     this.wantsSnapshot = options.snapshot ?? false;
     this.outbound = options.outbound;
     this.#encode = options.encode;
+    this.transparent = options.transparent ?? true;
+    this.onError = options.onError;
   }
 
   get ws(): WebSocket {
@@ -74,14 +87,9 @@ export class Session {
     return this.outbound.backlogBytes;
   }
 
-  /** Deliver an upstream frame (of `topic`), encoded for this session's connection. */
-  deliver(frame: Frame, topic?: string): void {
-    this.outbound.deliver(this.#encode ? this.#encode(frame, this.upstream, topic) : frame, topic, this.upstream);
-  }
-
-  /** Deliver a frame that is this session's own (a reply, an ack), not an upstream message. */
-  deliverOwn(frame: Frame): void {
-    this.deliver(frame);
+  /** Deliver a frame (an upstream message of `topic`, or with `own` a reply for this session alone), encoded for its connection. */
+  deliver(frame: Frame, topic?: string, own = false): void {
+    this.outbound.deliver(this.#encode ? this.#encode(frame, this.upstream, topic, own) : frame, topic, this.upstream);
   }
 
   stats(): SessionStats {

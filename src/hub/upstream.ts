@@ -4,6 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { JsonAdapter } from '../adapters/json.js';
+import { JsonRpcAdapter } from '../adapters/jsonrpc.js';
 import { RawAdapter } from '../adapters/raw.js';
 import type { Adapter, AdapterContext } from '../adapters/types.js';
 import { WshubError } from '../errors.js';
@@ -18,7 +19,7 @@ import type { Session } from './session.js';
 export type AdapterFactory = (ctx: AdapterContext, config: UpstreamConfig) => Adapter;
 
 export const ADAPTERS: Partial<Record<UpstreamConfig['adapter'], AdapterFactory>> = {
-  raw: (ctx) => new RawAdapter(ctx),
+  raw: (ctx, config) => new RawAdapter(ctx, config.topic === undefined ? {} : { topic: config.topic }),
   json: (ctx, config) =>
     new JsonAdapter(ctx, {
       topic: config.topic!,
@@ -28,6 +29,7 @@ export const ADAPTERS: Partial<Record<UpstreamConfig['adapter'], AdapterFactory>
       ...(config.idField === undefined ? {} : { idField: config.idField }),
       ...(config.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: config.requestTimeoutMs }),
     }),
+  jsonrpc: (ctx, config) => JsonRpcAdapter.fromConfig(ctx, config),
 };
 
 export interface HubUpstreamEvents {
@@ -49,6 +51,8 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
   lastChange: StateChange | undefined;
   /** When the current outage began (first non-open state after an open), for gap reporting. */
   gapStart: number | undefined;
+  /** The last outage that ended: from leaving `open` to being `open` again. */
+  lastGap: { start: number; end: number } | undefined;
   readonly history: StateChange[] = [];
   /** Upstream messages lost to a failure inside the hub (should stay 0; counted so it can't hide). */
   routingErrors = 0;
@@ -118,7 +122,10 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     } else if (change.to === 'closed' && change.from !== 'open') {
       this.adapter.onUpstreamDown(change.cause, true);
     }
-    if (change.to === 'open') this.gapStart = undefined;
+    if (change.to === 'open') {
+      if (this.gapStart !== undefined) this.lastGap = { start: this.gapStart, end: change.at };
+      this.gapStart = undefined;
+    }
     this.emit('state', change);
   }
 }

@@ -1,0 +1,315 @@
+/**
+ * HubClient: a hub-aware worker's connection to wshub (envelope mode).
+ *
+ * ```ts
+ * const hub = new HubClient({ socketPath: '/run/wshub/wshub.sock' });
+ * hub.on('upstream', (s) => console.log(s.upstream, s.state, s.gap));
+ * for await (const m of hub.subscribe('feed', 'btcusdt@trade')) console.log(m.data);
+ * ```
+ *
+ * - Reconnects to a restarted hub with jittered backoff and re-subscribes
+ *   everything. Re-subscriptions never ask for a snapshot, so a reconnect
+ *   delivers nothing twice (what was missed during the gap is missed: the
+ *   `upstream` and `hub` events say when).
+ * - `subscribe()` returns an async iterator; `break` unsubscribes. Several
+ *   local subscriptions of one topic share one subscription at the hub.
+ * - Backpressure: `send()` returns false when the caller should wait for
+ *   `drain`. A consumer that falls behind makes the client stop reading (past
+ *   `maxBuffered` messages in a subscription); the hub's slow-consumer policy
+ *   then applies and the client hears `lagged` — memory stays bounded.
+ */
+import { EventEmitter } from 'node:events';
+import WebSocket from 'ws';
+import { WshubError } from '../errors.js';
+import { backoffDelay } from '../upstream/backoff.js';
+import { ENVELOPE_PROTOCOL, decodeBinary, encodeBinary, type HubFrame } from '../hub/envelope-codec.js';
+import { Subscription } from './subscription.js';
+import type { HubClientEvents, HubClientOptions, HubConnectionState, HubMessage } from './types.js';
+
+export const DEFAULT_CLIENT_MAX_BUFFERED = 10_000;
+export const DEFAULT_CLIENT_HIGH_WATER_MARK_BYTES = 1024 * 1024;
+export const DEFAULT_CLIENT_MAX_QUEUED_SENDS = 1000;
+export const DEFAULT_CLIENT_REQUEST_TIMEOUT_MS = 30_000;
+
+interface PendingRequest {
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+const subKey = (upstream: string, topic: string, group: string | undefined): string => `${upstream}\u0000${topic}\u0000${group ?? ''}`;
+
+export class HubClient extends EventEmitter<HubClientEvents> {
+  readonly url: string;
+  readonly #options: Required<Omit<HubClientOptions, 'socketPath' | 'url' | 'token' | 'backoff'>> & { backoff: { minDelayMs: number; maxDelayMs: number; factor: number } };
+  readonly #token: string | undefined;
+  #ws: WebSocket | undefined;
+  #state: HubConnectionState = 'connecting';
+  #attempt = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  /** Local subscriptions by hub subscription key. */
+  readonly #subs = new Map<string, { snapshot: boolean; sent: boolean; locals: Set<Subscription> }>();
+  readonly #pending = new Map<string | number, PendingRequest>();
+  #nextId = 1;
+  #queued: Array<string | Buffer> = [];
+  #paused = false;
+  #needDrain = false;
+  #welcome: Promise<void>;
+  #resolveWelcome!: () => void;
+
+  constructor(options: HubClientOptions) {
+    super();
+    if (!options.url && !options.socketPath) throw new WshubError('ERR_INVALID_OPTION', 'HubClient: give socketPath or url');
+    this.url = options.url ?? `ws+unix://${options.socketPath}:/hub`;
+    this.#token = options.token;
+    this.#options = {
+      maxBuffered: options.maxBuffered ?? DEFAULT_CLIENT_MAX_BUFFERED,
+      highWaterMarkBytes: options.highWaterMarkBytes ?? DEFAULT_CLIENT_HIGH_WATER_MARK_BYTES,
+      maxQueuedSends: options.maxQueuedSends ?? DEFAULT_CLIENT_MAX_QUEUED_SENDS,
+      requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_CLIENT_REQUEST_TIMEOUT_MS,
+      backoff: { minDelayMs: options.backoff?.minDelayMs ?? 100, maxDelayMs: options.backoff?.maxDelayMs ?? 5000, factor: options.backoff?.factor ?? 2 },
+    };
+    this.#welcome = new Promise((resolve) => (this.#resolveWelcome = resolve));
+    this.#connect();
+  }
+
+  get state(): HubConnectionState {
+    return this.#state;
+  }
+
+  /** Resolves once the hub has welcomed this client (the first time). */
+  ready(): Promise<void> {
+    return this.#welcome;
+  }
+
+  /** Iterate over the messages of `topic` on `upstream`. `break` unsubscribes. */
+  subscribe(upstream: string, topic: string, options: { group?: string; snapshot?: boolean } = {}): Subscription {
+    if (this.#state === 'closed') throw new WshubError('ERR_CLOSED', 'HubClient is closed');
+    const key = subKey(upstream, topic, options.group);
+    let entry = this.#subs.get(key);
+    const sub = new Subscription(upstream, topic, options.group, (s) => this.#release(key, s), () => this.#maybeResume());
+    if (!entry) {
+      entry = { snapshot: options.snapshot ?? false, sent: false, locals: new Set() };
+      this.#subs.set(key, entry);
+      if (this.#state === 'open') this.#sendSub(key, entry);
+    }
+    entry.locals.add(sub);
+    return sub;
+  }
+
+  /**
+   * Send `data` to the upstream verbatim: a string as text, a Buffer as
+   * binary, anything else as JSON. Returns false when the caller should wait
+   * for `drain` (or, while disconnected, when the message was queued).
+   */
+  send(upstream: string, data: unknown): boolean {
+    if (Buffer.isBuffer(data)) return this.#sendRaw(encodeBinary(upstream, '', data));
+    return this.#sendRaw(JSON.stringify(typeof data === 'string' ? { op: 'send', upstream, text: data } : { op: 'send', upstream, data }));
+  }
+
+  /**
+   * A request to a json/jsonrpc upstream: the hub gives `data` a unique id,
+   * and the answer comes back to this call. Rejects with the hub's error
+   * (`ERR_REQUEST_TIMEOUT`, `ERR_UPSTREAM_UNAVAILABLE`, …) or after `timeoutMs`.
+   */
+  request(upstream: string, data: Record<string, unknown>, options: { timeoutMs?: number } = {}): Promise<unknown> {
+    if (this.#state === 'closed') return Promise.reject(new WshubError('ERR_CLOSED', 'HubClient is closed'));
+    const id = this.#nextId++;
+    const timeoutMs = options.timeoutMs ?? this.#options.requestTimeoutMs;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new WshubError('ERR_REQUEST_TIMEOUT', `request ${id} to ${upstream}: no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#pending.set(id, { resolve, reject, timer });
+      this.#sendRaw(JSON.stringify({ op: 'req', id, upstream, data }));
+    });
+  }
+
+  /** Close for good: subscriptions end, pending requests fail with ERR_CLOSED. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return;
+    this.#setState('closed', 'closed by the application');
+    clearTimeout(this.#retryTimer);
+    this.#failAll(new WshubError('ERR_CLOSED', 'HubClient closed'));
+    for (const entry of this.#subs.values()) for (const s of entry.locals) s.end();
+    this.#subs.clear();
+    const ws = this.#ws;
+    if (!ws || ws.readyState === WebSocket.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      ws.once('close', () => resolve());
+      ws.close(1000);
+      setTimeout(() => ws.terminate(), 2000).unref();
+    });
+  }
+
+  #connect(): void {
+    const headers = this.#token ? { authorization: `Bearer ${this.#token}` } : undefined;
+    const ws = new WebSocket(this.url, [ENVELOPE_PROTOCOL], { ...(headers ? { headers } : {}), perMessageDeflate: false });
+    this.#ws = ws;
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.#onMessage(data, isBinary));
+    ws.on('error', () => {}); // every failure also closes; handled there
+    ws.on('close', (code, reason) => this.#onClose(code, reason.toString()));
+  }
+
+  #onClose(code: number, reason: string): void {
+    this.#ws = undefined;
+    this.#paused = false;
+    if (this.#state === 'closed') return;
+    this.#failAll(new WshubError('ERR_CONNECTION_LOST', `connection to the hub lost (${code} ${reason})`));
+    this.#attempt++;
+    const delayMs = backoffDelay({ ...this.#options.backoff, floorMs: 50 }, this.#attempt);
+    this.#setState('reconnecting', `closed ${code}${reason ? ` ${reason}` : ''}`, delayMs);
+    this.#retryTimer = setTimeout(() => {
+      this.#setState('connecting', 'retrying');
+      this.#connect();
+    }, delayMs);
+  }
+
+  #onMessage(data: Buffer, isBinary: boolean): void {
+    if (isBinary) {
+      const env = decodeBinary(data);
+      if (env) this.#dispatch({ upstream: env.upstream, topic: env.topic || undefined, binary: Buffer.from(env.payload) });
+      return;
+    }
+    const frame = JSON.parse(data.toString('utf8')) as HubFrame;
+    switch (frame.op) {
+      case 'welcome':
+        this.#attempt = 0;
+        this.#setState('open', `welcomed as ${frame.session}`);
+        this.#resubscribe();
+        this.#flushQueued();
+        this.emit('welcome', frame);
+        this.#resolveWelcome();
+        break;
+      case 'msg':
+        this.#dispatch({ upstream: frame.upstream, topic: frame.topic, ...(frame.text === undefined ? { data: frame.data } : { text: frame.text }) });
+        break;
+      case 'res': {
+        const p = this.#pending.get(frame.id);
+        if (p) {
+          this.#pending.delete(frame.id);
+          clearTimeout(p.timer);
+          p.resolve(frame.data);
+        }
+        break;
+      }
+      case 'error': {
+        const p = frame.id === undefined ? undefined : this.#pending.get(frame.id);
+        if (p && frame.id !== undefined) {
+          this.#pending.delete(frame.id);
+          clearTimeout(p.timer);
+          p.reject(new WshubError(frame.code as WshubError['code'], frame.message));
+        } else this.emit('hubError', frame);
+        break;
+      }
+      case 'state':
+        this.emit('upstream', frame);
+        break;
+      case 'lagged':
+        this.emit('lagged', frame);
+        break;
+      default:
+        break;
+    }
+  }
+
+  #dispatch(message: HubMessage): void {
+    for (const [key, entry] of this.#subs) {
+      const [upstream, topic] = key.split('\u0000');
+      if (upstream !== message.upstream || (topic !== message.topic && topic !== '*')) continue;
+      for (const s of entry.locals) {
+        s.push(message);
+        if (s.buffered > this.#options.maxBuffered && !this.#paused && this.#ws) {
+          this.#paused = true;
+          this.#ws.pause();
+        }
+      }
+    }
+  }
+
+  #maybeResume(): void {
+    if (!this.#paused) return;
+    for (const entry of this.#subs.values()) for (const s of entry.locals) if (s.buffered > this.#options.maxBuffered / 2) return;
+    this.#paused = false;
+    this.#ws?.resume();
+  }
+
+  #release(key: string, sub: Subscription): void {
+    const entry = this.#subs.get(key);
+    if (!entry?.locals.delete(sub) || entry.locals.size > 0) {
+      this.#maybeResume();
+      return;
+    }
+    this.#subs.delete(key);
+    if (this.#state !== 'closed') this.#sendFrame({ op: 'unsub', upstream: sub.upstream, topic: sub.topic, ...(sub.group ? { group: sub.group } : {}) });
+    this.#maybeResume();
+  }
+
+  #resubscribe(): void {
+    for (const [key, entry] of this.#subs) this.#sendSub(key, entry);
+  }
+
+  /** A snapshot is asked for only on the first `sub`: after a reconnect it would repeat a message already delivered. */
+  #sendSub(key: string, entry: { snapshot: boolean; sent: boolean }): void {
+    const [upstream, topic, group] = key.split('\u0000') as [string, string, string];
+    this.#ws?.send(JSON.stringify({ op: 'sub', upstream, topic, ...(group ? { group } : {}), ...(entry.snapshot && !entry.sent ? { snapshot: true } : {}) }));
+    entry.sent = true;
+  }
+
+  #sendFrame(frame: Record<string, unknown>): void {
+    // Subscriptions are (re)sent on every welcome; only send now if connected.
+    if (this.#state === 'open') this.#ws?.send(JSON.stringify(frame));
+  }
+
+  #sendRaw(payload: string | Buffer): boolean {
+    if (this.#state === 'closed') throw new WshubError('ERR_CLOSED', 'HubClient is closed');
+    const ws = this.#ws;
+    if (this.#state !== 'open' || !ws) {
+      if (this.#queued.length >= this.#options.maxQueuedSends) throw new WshubError('ERR_QUEUE_FULL', `HubClient: ${this.#queued.length} sends already queued while disconnected`);
+      this.#queued.push(payload);
+      return false;
+    }
+    ws.send(payload, { binary: Buffer.isBuffer(payload) });
+    if (ws.bufferedAmount > this.#options.highWaterMarkBytes) {
+      if (!this.#needDrain) {
+        this.#needDrain = true;
+        this.#pollDrain(ws);
+      }
+      return false;
+    }
+    return true;
+  }
+
+  #pollDrain(ws: WebSocket): void {
+    // ws has no drain event of its own; its bufferedAmount falls as the socket writes.
+    const timer = setInterval(() => {
+      if (ws.readyState !== WebSocket.OPEN || ws.bufferedAmount <= this.#options.highWaterMarkBytes / 2) {
+        clearInterval(timer);
+        this.#needDrain = false;
+        this.emit('drain');
+      }
+    }, 5);
+  }
+
+  #flushQueued(): void {
+    const queued = this.#queued;
+    this.#queued = [];
+    for (const payload of queued) this.#ws?.send(payload, { binary: Buffer.isBuffer(payload) });
+  }
+
+  #failAll(err: Error): void {
+    for (const [id, p] of this.#pending) {
+      clearTimeout(p.timer);
+      this.#pending.delete(id);
+      p.reject(err);
+    }
+  }
+
+  #setState(to: HubConnectionState, reason: string, delayMs?: number): void {
+    const from = this.#state;
+    if (from === to) return;
+    this.#state = to;
+    this.emit('hub', { type: 'hub', from, to, reason, attempt: this.#attempt, ...(delayMs === undefined ? {} : { delayMs }) });
+  }
+}
