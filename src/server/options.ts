@@ -4,7 +4,6 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
-import type { ErrorCode } from '../errors.js';
 import { parseOptions } from '../options.js';
 import { silentLogger, type Logger } from '../observe/log.js';
 import type { PeerInfo, Refusal } from './types.js';
@@ -114,4 +113,3 @@ export function normalizeOrigin(origin: string): string {
   return origin.trim().toLowerCase().replace(/\/+$/, '');
 }
 
-export type { ErrorCode };

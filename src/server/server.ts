@@ -36,6 +36,19 @@ const ALLOWED_MOVES: Record<ServerState, readonly ServerState[]> = {
   closed: [],
 };
 
+/**
+ * The hardened WebSocket listener.
+ *
+ * ```ts
+ * const server = new HardenedServer({ listen: '/run/wshub.sock', tcp: { port: 7070 } });
+ * server.on('session', ({ id, ws, req, peer }) => { … });
+ * await server.listen();
+ * ```
+ *
+ * Events: `session` (an accepted WebSocket), `sessionClose` (why it ended),
+ * `warning` (descriptor exhaustion, a paused listener). Never emits `error`:
+ * every failure is answered to its peer and counted in {@link HardenedServer.stats}.
+ */
 export class HardenedServer extends EventEmitter<HardenedServerEvents> {
   readonly options: ResolvedServerOptions;
   #state: ServerState = 'idle';
@@ -85,7 +98,7 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
         await freeUnixPath(listener.unixPath);
         await listenUnix(listener.http, listener.unixPath, this.options.unixSocketMode);
       }
-      if (this.#state !== 'idle') throw new WshubError('ERR_CLOSED', 'closed while binding');
+      if (!this.#is('idle')) throw new WshubError('ERR_CLOSED', 'closed while binding');
       if (this.options.tcp !== undefined) {
         const listener = this.#createListener('tcp');
         const { host, port } = this.options.tcp;
@@ -93,12 +106,14 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
         const bound = listener.http.address();
         listener.tcp = { host, port: typeof bound === 'object' && bound !== null ? bound.port : port };
       }
+      // close()/destroy() may have run while we were binding.
+      if (!this.#is('idle')) throw new WshubError('ERR_CLOSED', 'closed while binding');
     } catch (err) {
-      this.destroy();
+      // Whatever got bound is closed again, also when close() ran meanwhile.
+      if (!this.#is('closed')) this.#setState('closed', 'listen() failed');
+      this.#teardown();
       throw err;
     }
-    // close()/destroy() may have run while we were binding.
-    if (this.#state !== 'idle') throw new WshubError('ERR_CLOSED', 'closed while binding');
     this.#setState('listening', 'bound');
     this.#livenessTimer = startLiveness(this.#sessions.values.bind(this.#sessions), this.options, this.#log);
     this.#fdWatch.start();
@@ -169,6 +184,11 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
   }
 
   // ── state ────────────────────────────────────────────────────────────────
+
+  /** A state check TypeScript does not narrow across the awaits in listen(). */
+  #is(state: ServerState): boolean {
+    return this.#state === state;
+  }
 
   #setState(to: ServerState, reason: string): void {
     const from = this.#state;

@@ -4,10 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { HardenedServer } from '../../src/server/server.js';
 import type { SessionClose } from '../../src/server/types.js';
-import { closed, httpStatus, openClient, rawConnect, rawUpgraded, readAll, serverCloseCode, startEchoServer, tcpPort, tcpUrl, waitFor, withTimeout } from './helpers.js';
+import { closed, httpStatus, openClient, rawConnect, rawUpgraded, readAll, serverCloseCode, startEchoServer, tcpPort, tcpUrl, tempDir, waitFor, withTimeout } from './helpers.js';
 
 test('close(): pending handshakes get 503, sessions 1001, new connections are refused, then it resolves', async (t) => {
   const server = await startEchoServer({ tcp: { port: 0 } });
@@ -75,4 +77,16 @@ test('close() before listen() resolves and leaves the server closed', async () =
   await server.close();
   assert.equal(server.state, 'closed');
   await assert.rejects(server.listen(), { code: 'ERR_INVALID_STATE' });
+});
+
+test('close() while listen() is binding: listen() rejects ERR_CLOSED and nothing stays bound', async (t) => {
+  const path = join(tempDir(t), 'hub.sock');
+  const server = new HardenedServer({ listen: path, tcp: { port: 0 } });
+  const listening = server.listen();
+  const closing = server.close();
+  await assert.rejects(listening, { code: 'ERR_CLOSED' });
+  await withTimeout(closing, 3000, 'close()');
+  assert.equal(server.state, 'closed');
+  await waitFor(() => !existsSync(path), 3000, 'the Unix socket file removed');
+  await assert.rejects(rawConnect(path), { code: 'ENOENT' });
 });
