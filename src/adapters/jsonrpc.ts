@@ -1,0 +1,512 @@
+/**
+ * `jsonrpc`: one JSON-RPC 2.0 node connection (an Ethereum node: eth_call,
+ * eth_subscribe, …) shared by a fleet of workers that each believe they talk
+ * to the node alone. The contract is docs/jsonrpc.md; in short:
+ *
+ * - Every request id is rewritten to a hub-unique number on the way up and
+ *   restored (the worker's exact bytes: `1` stays `1`, `"1"` stays `"1"`) on
+ *   the way back. Ids are spliced in, never re-serialized, so nothing else in a
+ *   request or an answer changes. Notifications (no id) go up verbatim.
+ * - Batches are split: each member goes up on its own with its own hub id, and
+ *   the worker gets one array with exactly its members' answers.
+ * - `*_subscribe` calls with the same method and params share one upstream
+ *   subscription; each call gets its own local id. Notifications are fanned
+ *   out with the local id spliced into the node's bytes. The last local
+ *   subscription leaving (unsubscribe, worker exit) unsubscribes upstream.
+ *   After a reconnect every subscription is made again and mapped to the same
+ *   local ids.
+ * - The hub answers in JSON-RPC where the node cannot: parse errors, invalid
+ *   requests, limits, a lost upstream, a timeout (see jsonrpc-messages.ts).
+ */
+import { z } from 'zod';
+import { WshubError, type ErrorCode } from '../errors.js';
+import type { Session } from '../hub/session.js';
+import { parseOptions } from '../options.js';
+import {
+  asRequest, errorResponse, isIdValue, resultResponse, rpcErrors, subscribeNamespace, unsubscribeNamespace, type RpcError, type RpcRequest,
+} from './jsonrpc-messages.js';
+import { arrayElements, canonicalJson, firstByte, objectMembers, SplicePoint, spanText, spanValue, splice, type Span } from './jsonrpc-scan.js';
+import { Batch, fanOut, LocalIds, newUpstreamSub, type Call, type LocalSub, type UpstreamSub } from './jsonrpc-subs.js';
+import type { Adapter, AdapterContext } from './types.js';
+
+/** @see JsonRpcAdapterOptions.requestTimeoutMs */
+export const DEFAULT_JSONRPC_REQUEST_TIMEOUT_MS = 30_000;
+/** @see JsonRpcAdapterOptions.maxInFlight */
+export const DEFAULT_JSONRPC_MAX_IN_FLIGHT = 1024;
+/** @see JsonRpcAdapterOptions.maxSubscriptions */
+export const DEFAULT_JSONRPC_MAX_SUBSCRIPTIONS = 1024;
+
+export interface JsonRpcAdapterOptions {
+  /** A request not answered within this long gets a -32002 "request timed out" error response. @default 30000 */
+  requestTimeoutMs?: number;
+  /** Requests (batch members count one each) a session may have waiting for answers. @default 1024 */
+  maxInFlight?: number;
+  /** Local subscriptions a session may hold (including subscribes still waiting). @default 1024 */
+  maxSubscriptions?: number;
+}
+
+const optionsSchema = z.strictObject({
+  requestTimeoutMs: z.number().int().positive().default(DEFAULT_JSONRPC_REQUEST_TIMEOUT_MS),
+  maxInFlight: z.number().int().positive().default(DEFAULT_JSONRPC_MAX_IN_FLIGHT),
+  maxSubscriptions: z.number().int().positive().default(DEFAULT_JSONRPC_MAX_SUBSCRIPTIONS),
+});
+
+/** Why something was refused or could not be routed; the keys of `stats().errors`. */
+export type JsonRpcErrorKind =
+  | 'parse' | 'invalidRequest' | 'tooManyRequests' | 'tooManySubscriptions' | 'subscriptionNotFound' | 'subscribeWithoutId'
+  | 'timeout' | 'upstreamLost' | 'subscribeRefused' | 'resubscribeRefused' | 'unmatchedResponse' | 'unknownSubscription' | 'unsubscribeUnanswered';
+
+/** Figures for /status. */
+export interface JsonRpcAdapterStats {
+  /** Subscriptions the hub holds at the node (one per distinct method + params). */
+  upstreamSubscriptions: number;
+  /** Subscriptions the sessions hold (one per subscribe call answered). */
+  localSubscriptions: number;
+  /** Session requests waiting for an answer. */
+  inFlight: number;
+  upstreamSubscribes: number;
+  upstreamUnsubscribes: number;
+  /** Subscription notifications received, and frames delivered from them. */
+  notifications: number;
+  notificationDeliveries: number;
+  errors: Partial<Record<JsonRpcErrorKind, number>>;
+}
+
+type HubPending = { kind: 'call'; call: Call } | { kind: 'subscribe'; sub: UpstreamSub } | { kind: 'unsubscribe'; deadline: number };
+
+interface SessionState {
+  readonly calls: Set<Call>;
+  /** Local subscriptions by id text. */
+  readonly subs: Map<string, LocalSub>;
+  /** Subscribe calls waiting for the upstream. */
+  subscribing: number;
+}
+
+export class JsonRpcAdapter implements Adapter {
+  readonly kind = 'jsonrpc' as const;
+  readonly #ctx: AdapterContext;
+  readonly #options: Readonly<Required<JsonRpcAdapterOptions>>;
+  readonly #sessions = new Map<Session, SessionState>();
+  readonly #calls = new Set<Call>();
+  readonly #pending = new Map<number, HubPending>();
+  readonly #subs = new Map<string, UpstreamSub>();
+  readonly #byUpstreamId = new Map<string, UpstreamSub>();
+  readonly #locals = new Map<string, LocalSub>();
+  readonly #localIds: LocalIds;
+  readonly #errors: Partial<Record<JsonRpcErrorKind, number>> = {};
+  #nextHubId = 1;
+  #sweeper: NodeJS.Timeout | undefined;
+  #upstreamSubscribes = 0;
+  #upstreamUnsubscribes = 0;
+  #notifications = 0;
+  #notificationDeliveries = 0;
+
+  constructor(ctx: AdapterContext, options: JsonRpcAdapterOptions = {}) {
+    this.#ctx = ctx;
+    this.#options = parseOptions(optionsSchema, options, `upstreams.${ctx.upstream}`);
+    this.#localIds = new LocalIds((text) => this.#locals.has(text));
+  }
+
+  /** Build from an upstream's config entry (its keys may be present but undefined). */
+  static fromConfig(ctx: AdapterContext, config: { requestTimeoutMs?: number | undefined; maxInFlight?: number | undefined; maxSubscriptions?: number | undefined }): JsonRpcAdapter {
+    const options: JsonRpcAdapterOptions = {};
+    if (config.requestTimeoutMs !== undefined) options.requestTimeoutMs = config.requestTimeoutMs;
+    if (config.maxInFlight !== undefined) options.maxInFlight = config.maxInFlight;
+    if (config.maxSubscriptions !== undefined) options.maxSubscriptions = config.maxSubscriptions;
+    return new JsonRpcAdapter(ctx, options);
+  }
+
+  // ── from sessions ──────────────────────────────────────────────────────
+  onSessionMessage(session: Session, data: Buffer): void {
+    let value: unknown;
+    try {
+      value = JSON.parse(data.toString('utf8')) as unknown;
+    } catch {
+      this.#refuse(session, undefined, 'null', rpcErrors.parse(), 'parse', 'ERR_BAD_MESSAGE');
+      return;
+    }
+    if (!Array.isArray(value)) {
+      this.#member(session, value, data, undefined);
+      return;
+    }
+    const spans = arrayElements(data);
+    if (value.length === 0 || !spans || spans.length !== value.length) {
+      this.#refuse(session, undefined, 'null', rpcErrors.invalid('empty batch'), 'invalidRequest', 'ERR_BAD_MESSAGE');
+      return;
+    }
+    const batch = new Batch();
+    value.forEach((member, i) => {
+      const span = spans[i]!;
+      this.#member(session, member, data.subarray(span[0], span[1]), batch);
+    });
+    batch.sealed = true;
+    if (batch.complete) this.#ctx.reply(session, batch.encode());
+  }
+
+  onSessionClose(session: Session): void {
+    const state = this.#sessions.get(session);
+    if (!state) return;
+    this.#sessions.delete(session);
+    for (const call of state.calls) this.#forget(call);
+    for (const local of [...state.subs.values()]) this.#dropLocal(local, state);
+  }
+
+  onTopicAbandoned(topic: string): void {
+    const sub = this.#subs.get(topic);
+    if (sub && sub.locals.size === 0 && sub.waiting.size === 0) this.#release(sub);
+  }
+
+  /** One request, notification or batch member. `raw` is its own bytes. */
+  #member(session: Session, value: unknown, raw: Buffer, batch: Batch | undefined): void {
+    const request = asRequest(value);
+    const members = typeof value === 'object' && value !== null && !Array.isArray(value) ? objectMembers(raw) : undefined;
+    const idSpan = members?.get('id');
+    if (typeof request === 'string' || (request.hasId && !idSpan)) {
+      const idText = idSpan && isIdValue((value as { id?: unknown }).id) ? spanText(raw, idSpan) : 'null';
+      this.#refuse(session, batch, idText, rpcErrors.invalid(typeof request === 'string' ? request : 'unreadable id'), 'invalidRequest', 'ERR_BAD_MESSAGE');
+      return;
+    }
+    const idText = idSpan ? spanText(raw, idSpan) : undefined;
+    const subscribeNs = subscribeNamespace(request.method);
+    if (subscribeNs !== undefined) return this.#subscribe(session, request, subscribeNs, idText, batch);
+    const unsubscribeNs = unsubscribeNamespace(request.method);
+    if (unsubscribeNs !== undefined) return this.#unsubscribe(session, request, unsubscribeNs, idText, batch);
+    if (!idSpan || idText === undefined) {
+      // A notification: the node answers nothing, so neither does the hub.
+      this.#ctx.sendUpstream(raw, false, session);
+      return;
+    }
+    const state = this.#state(session);
+    if (state.calls.size >= this.#options.maxInFlight) {
+      this.#refuse(session, batch, idText, rpcErrors.tooManyRequests(this.#options.maxInFlight), 'tooManyRequests', 'ERR_TOO_MANY_REQUESTS');
+      return;
+    }
+    const call = this.#newCall(session, state, idText, batch);
+    const hubId = this.#newHubId();
+    call.hubId = hubId;
+    call.sent = this.#ctx.upstreamOpen();
+    this.#pending.set(hubId, { kind: 'call', call });
+    this.#ctx.sendUpstream(splice(raw, idSpan, String(hubId)), false, session);
+  }
+
+  #subscribe(session: Session, request: RpcRequest, namespace: string, idText: string | undefined, batch: Batch | undefined): void {
+    if (idText === undefined) {
+      // Without an id the worker could never learn its subscription id: an upstream subscription nobody could end.
+      this.#count('subscribeWithoutId');
+      this.#ctx.sessionError(session, new WshubError('ERR_BAD_MESSAGE', `${request.method} without an id ignored: a subscription needs an id to be answered with`));
+      return;
+    }
+    const state = this.#state(session);
+    if (state.subs.size + state.subscribing >= this.#options.maxSubscriptions) {
+      this.#refuse(session, batch, idText, rpcErrors.tooManySubscriptions(this.#options.maxSubscriptions), 'tooManySubscriptions', 'ERR_TOO_MANY_SUBSCRIPTIONS');
+      return;
+    }
+    const paramsJson = request.params === undefined ? undefined : canonicalJson(request.params);
+    const key = `${request.method}${paramsJson ?? ''}`;
+    let sub = this.#subs.get(key);
+    if (!sub) {
+      sub = newUpstreamSub(key, namespace, request.method, paramsJson);
+      this.#subs.set(key, sub);
+    }
+    if (sub.upstreamId !== undefined) {
+      this.#answer(session, batch, resultResponse(idText, this.#grant(sub, session, state).idText));
+      return;
+    }
+    if (state.calls.size >= this.#options.maxInFlight) {
+      this.#refuse(session, batch, idText, rpcErrors.tooManyRequests(this.#options.maxInFlight), 'tooManyRequests', 'ERR_TOO_MANY_REQUESTS');
+      if (sub.locals.size === 0 && sub.waiting.size === 0) this.#subs.delete(key);
+      return;
+    }
+    const call = this.#newCall(session, state, idText, batch);
+    call.sub = sub;
+    sub.waiting.add(call);
+    state.subscribing++;
+    if (sub.hubId === undefined && this.#ctx.upstreamOpen()) this.#sendSubscribe(sub);
+  }
+
+  #unsubscribe(session: Session, request: RpcRequest, namespace: string, idText: string | undefined, batch: Batch | undefined): void {
+    const target = Array.isArray(request.params) ? (request.params as unknown[])[0] : undefined;
+    const state = this.#sessions.get(session);
+    const local = typeof target === 'string' || typeof target === 'number' ? state?.subs.get(JSON.stringify(target)) : undefined;
+    if (!state || !local || local.sub.namespace !== namespace) {
+      // Unknown, or someone else's: answered as geth does, and nothing else is touched.
+      this.#count('subscriptionNotFound');
+      if (idText !== undefined) this.#answer(session, batch, errorResponse(idText, rpcErrors.subscriptionNotFound()));
+      return;
+    }
+    this.#dropLocal(local, state);
+    if (idText !== undefined) this.#answer(session, batch, resultResponse(idText, 'true'));
+  }
+
+  // ── from the upstream ──────────────────────────────────────────────────
+  onUpstreamMessage(data: Buffer, isBinary: boolean): void {
+    if (!isBinary && firstByte(data) === 0x5b) {
+      const spans = arrayElements(data);
+      if (spans) {
+        for (const [start, end] of spans) this.#fromUpstream(data.subarray(start, end));
+        return;
+      }
+    }
+    if (isBinary || !this.#fromUpstream(data)) this.#ctx.broadcast(data, isBinary);
+  }
+
+  /** Route one upstream message; false when it is none of ours (not a JSON-RPC object). */
+  #fromUpstream(msg: Buffer): boolean {
+    const members = objectMembers(msg);
+    if (!members) return false;
+    const idSpan = members.get('id');
+    const methodSpan = members.get('method');
+    if (methodSpan && !idSpan) {
+      const method = spanValue(msg, methodSpan);
+      if (typeof method === 'string' && method.endsWith('_subscription')) this.#onNotification(msg, members);
+      else this.#ctx.broadcast(msg, false);
+      return true;
+    }
+    if (!idSpan || methodSpan) return false;
+    const id = spanValue(msg, idSpan);
+    const pending = typeof id === 'number' ? this.#pending.get(id) : undefined;
+    if (!pending) {
+      // An answer to a request that timed out or whose session left.
+      this.#count('unmatchedResponse');
+      return true;
+    }
+    this.#pending.delete(id as number);
+    if (pending.kind === 'call') this.#finish(pending.call, splice(msg, idSpan, pending.call.idText));
+    else if (pending.kind === 'subscribe') this.#onSubscribed(pending.sub, msg, members, idSpan);
+    return true;
+  }
+
+  #onNotification(msg: Buffer, members: Map<string, Span>): void {
+    const paramsSpan = members.get('params');
+    const subscriptionSpan = paramsSpan ? objectMembers(msg, paramsSpan[0])?.get('subscription') : undefined;
+    const upstreamId = subscriptionSpan ? spanValue(msg, subscriptionSpan) : undefined;
+    const sub = upstreamId === undefined ? undefined : this.#byUpstreamId.get(JSON.stringify(upstreamId));
+    if (!sub || !subscriptionSpan) {
+      // Typically a notification already on the wire when the last subscriber unsubscribed.
+      this.#count('unknownSubscription');
+      return;
+    }
+    this.#notifications++;
+    this.#notificationDeliveries += fanOut(sub, new SplicePoint(msg, subscriptionSpan), (local, payload) => this.#ctx.reply(local.session, payload, false, local.topic));
+  }
+
+  #onSubscribed(sub: UpstreamSub, msg: Buffer, members: Map<string, Span>, idSpan: Span): void {
+    sub.hubId = undefined;
+    const resultSpan = members.get('result');
+    const result = resultSpan && !members.has('error') ? spanValue(msg, resultSpan) : undefined;
+    if (typeof result !== 'string' && typeof result !== 'number') {
+      // The node refused: each waiting session gets the node's own answer with its own id.
+      for (const call of [...sub.waiting]) this.#finish(call, splice(msg, idSpan, call.idText));
+      if (sub.locals.size > 0) this.#count('resubscribeRefused');
+      else {
+        this.#count('subscribeRefused');
+        if (this.#subs.get(sub.key) === sub) this.#subs.delete(sub.key);
+      }
+      return;
+    }
+    sub.upstreamId = JSON.stringify(result);
+    sub.numericIds ??= typeof result === 'number';
+    if (this.#subs.get(sub.key) !== sub || (sub.locals.size === 0 && sub.waiting.size === 0)) {
+      // Everyone left while it was being made.
+      this.#sendUnsubscribe(sub.namespace, sub.upstreamId);
+      if (this.#subs.get(sub.key) === sub) this.#subs.delete(sub.key);
+      return;
+    }
+    this.#byUpstreamId.set(sub.upstreamId, sub);
+    for (const call of [...sub.waiting]) {
+      const state = this.#sessions.get(call.session);
+      if (!state) continue;
+      const local = this.#grant(sub, call.session, state);
+      this.#finish(call, resultResponse(call.idText, local.idText));
+    }
+  }
+
+  onUpstreamOpen(): void {
+    // Requests queued while the upstream was down have just been flushed to it.
+    for (const call of this.#calls) if (call.hubId !== undefined) call.sent = true;
+    for (const sub of [...this.#subs.values()]) {
+      if (sub.locals.size === 0 && sub.waiting.size === 0) this.#subs.delete(sub.key);
+      else if (sub.hubId === undefined && sub.upstreamId === undefined) this.#sendSubscribe(sub);
+    }
+  }
+
+  onUpstreamDown(_cause: WshubError | undefined, final: boolean): void {
+    const error = final ? rpcErrors.upstreamClosed(this.#ctx.upstream) : rpcErrors.upstreamLost(this.#ctx.upstream);
+    for (const call of [...this.#calls]) {
+      // Queued requests survive a drop (the outbox sends them on reconnect); written ones are lost with the socket.
+      // Subscribes waiting on an upstream subscription complete after the reconnect re-subscribes.
+      if (!final && !(call.hubId !== undefined && call.sent)) continue;
+      this.#count('upstreamLost');
+      this.#ctx.sessionError(call.session, new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.#ctx.upstream} ${final ? 'closed' : 'dropped'} with request ${call.idText} in flight`));
+      this.#finish(call, errorResponse(call.idText, error));
+    }
+    for (const [hubId, pending] of this.#pending) if (pending.kind !== 'call') this.#pending.delete(hubId);
+    for (const sub of this.#subs.values()) {
+      sub.upstreamId = undefined;
+      sub.hubId = undefined;
+    }
+    this.#byUpstreamId.clear();
+  }
+
+  stats(): Record<string, unknown> {
+    return { ...this.snapshot() };
+  }
+
+  /** The typed form of {@link stats}. */
+  snapshot(): JsonRpcAdapterStats {
+    return {
+      upstreamSubscriptions: this.#subs.size,
+      localSubscriptions: this.#locals.size,
+      inFlight: this.#calls.size,
+      upstreamSubscribes: this.#upstreamSubscribes,
+      upstreamUnsubscribes: this.#upstreamUnsubscribes,
+      notifications: this.#notifications,
+      notificationDeliveries: this.#notificationDeliveries,
+      errors: { ...this.#errors },
+    };
+  }
+
+  // ── internals ──────────────────────────────────────────────────────────
+  #state(session: Session): SessionState {
+    let state = this.#sessions.get(session);
+    if (!state) this.#sessions.set(session, (state = { calls: new Set(), subs: new Map(), subscribing: 0 }));
+    return state;
+  }
+
+  #newCall(session: Session, state: SessionState, idText: string, batch: Batch | undefined): Call {
+    const call: Call = { session, idText, batch, deadline: Date.now() + this.#options.requestTimeoutMs, hubId: undefined, sent: false, sub: undefined };
+    if (batch) batch.expected++;
+    state.calls.add(call);
+    this.#calls.add(call);
+    this.#ensureSweeper();
+    return call;
+  }
+
+  /** Answer a call (once) and let go of it. */
+  #finish(call: Call, payload: Buffer | string): void {
+    if (!this.#forget(call)) return;
+    const buf = typeof payload === 'string' ? Buffer.from(payload) : payload;
+    if (!call.batch) this.#ctx.reply(call.session, buf);
+    else {
+      call.batch.parts.push(buf);
+      if (call.batch.complete) this.#ctx.reply(call.session, call.batch.encode());
+    }
+  }
+
+  /** Drop a call from every index without answering; false when it was already gone. */
+  #forget(call: Call): boolean {
+    if (!this.#calls.delete(call)) return false;
+    const state = this.#sessions.get(call.session);
+    state?.calls.delete(call);
+    if (call.hubId !== undefined) this.#pending.delete(call.hubId);
+    if (call.sub) {
+      call.sub.waiting.delete(call);
+      if (state) state.subscribing--;
+    }
+    return true;
+  }
+
+  /** An answer the hub makes at once: to the session, or into its batch. */
+  #answer(session: Session, batch: Batch | undefined, text: string): void {
+    if (!batch) {
+      this.#ctx.reply(session, text);
+      return;
+    }
+    batch.expected++;
+    batch.parts.push(Buffer.from(text));
+  }
+
+  #refuse(session: Session, batch: Batch | undefined, idText: string, error: RpcError, kind: JsonRpcErrorKind, code: ErrorCode): void {
+    this.#count(kind);
+    const reason = error.details?.reason;
+    this.#ctx.sessionError(session, new WshubError(code, typeof reason === 'string' ? `${error.message}: ${reason}` : error.message));
+    this.#answer(session, batch, errorResponse(idText, error));
+  }
+
+  #grant(sub: UpstreamSub, session: Session, state: SessionState): LocalSub {
+    const idText = this.#localIds.next(sub.numericIds ?? false);
+    const local: LocalSub = { idText, idBytes: Buffer.from(idText), session, sub, topic: `${sub.key}#${idText}` };
+    sub.locals.set(idText, local);
+    state.subs.set(idText, local);
+    this.#locals.set(idText, local);
+    this.#ctx.addSubscriber(sub.key, session, false);
+    return local;
+  }
+
+  #dropLocal(local: LocalSub, state: SessionState): void {
+    const { sub, session } = local;
+    state.subs.delete(local.idText);
+    this.#locals.delete(local.idText);
+    sub.locals.delete(local.idText);
+    let stillHeld = false;
+    for (const other of sub.locals.values()) if (other.session === session) stillHeld = true;
+    if (!stillHeld) this.#ctx.removeSubscriber(sub.key, session);
+    if (sub.locals.size === 0 && sub.waiting.size === 0) this.#release(sub);
+  }
+
+  /** The last local subscription left: end the upstream one. */
+  #release(sub: UpstreamSub): void {
+    if (this.#subs.get(sub.key) === sub && sub.hubId === undefined) this.#subs.delete(sub.key);
+    // A subscribe still in flight is finished off when its answer comes (#onSubscribed).
+    if (sub.upstreamId === undefined) return;
+    this.#byUpstreamId.delete(sub.upstreamId);
+    this.#sendUnsubscribe(sub.namespace, sub.upstreamId);
+    sub.upstreamId = undefined;
+  }
+
+  #sendSubscribe(sub: UpstreamSub): void {
+    const hubId = this.#newHubId();
+    sub.hubId = hubId;
+    this.#pending.set(hubId, { kind: 'subscribe', sub });
+    this.#upstreamSubscribes++;
+    const params = sub.paramsJson === undefined ? '' : `,"params":${sub.paramsJson}`;
+    this.#ctx.sendUpstream(`{"jsonrpc":"2.0","id":${hubId},"method":${JSON.stringify(sub.method)}${params}}`, false, undefined);
+  }
+
+  #sendUnsubscribe(namespace: string, upstreamId: string): void {
+    // The node forgets subscriptions with the connection: nothing to end while it is down.
+    if (!this.#ctx.upstreamOpen()) return;
+    const hubId = this.#newHubId();
+    this.#pending.set(hubId, { kind: 'unsubscribe', deadline: Date.now() + this.#options.requestTimeoutMs });
+    this.#upstreamUnsubscribes++;
+    this.#ensureSweeper();
+    this.#ctx.sendUpstream(`{"jsonrpc":"2.0","id":${hubId},"method":${JSON.stringify(`${namespace}_unsubscribe`)},"params":[${upstreamId}]}`, false, undefined);
+  }
+
+  #newHubId(): number {
+    const id = this.#nextHubId;
+    this.#nextHubId = id >= Number.MAX_SAFE_INTEGER ? 1 : id + 1;
+    return id;
+  }
+
+  #count(kind: JsonRpcErrorKind): void {
+    this.#errors[kind] = (this.#errors[kind] ?? 0) + 1;
+  }
+
+  #ensureSweeper(): void {
+    if (this.#sweeper) return;
+    const every = Math.min(1000, Math.max(20, Math.floor(this.#options.requestTimeoutMs / 4)));
+    this.#sweeper = setInterval(() => this.#sweep(), every);
+    this.#sweeper.unref();
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const call of [...this.#calls]) {
+      if (call.deadline > now) continue;
+      this.#count('timeout');
+      this.#ctx.sessionError(call.session, new WshubError('ERR_REQUEST_TIMEOUT', `upstream ${this.#ctx.upstream} did not answer request ${call.idText} within ${this.#options.requestTimeoutMs} ms`));
+      this.#finish(call, errorResponse(call.idText, rpcErrors.timeout(this.#options.requestTimeoutMs)));
+    }
+    for (const [hubId, pending] of this.#pending) {
+      if (pending.kind === 'unsubscribe' && pending.deadline <= now) {
+        this.#pending.delete(hubId);
+        this.#count('unsubscribeUnanswered');
+      }
+    }
+    if (this.#calls.size === 0 && ![...this.#pending.values()].some((p) => p.kind === 'unsubscribe') && this.#sweeper) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+  }
+}
