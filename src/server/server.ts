@@ -352,7 +352,8 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
       return;
     }
     const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' && code.startsWith('HPE_')) {
+    // The peer hung up in the middle of its request: gone, not malformed.
+    if (typeof code === 'string' && code.startsWith('HPE_') && code !== 'HPE_INVALID_EOF_STATE') {
       const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
       this.#refuse(socket, refusal(status, 'ERR_HANDSHAKE_INVALID', `malformed HTTP request (${code})`));
       return;

@@ -158,6 +158,15 @@ describe('bad input', () => {
     });
   });
 
+  test('a peer that hangs up halfway through its request is counted ERR_PEER_GONE, unanswered', async () => {
+    await expectCounted('errors', 'ERR_PEER_GONE', async () => {
+      const socket = await rawConnect(port);
+      const all = readAll(socket);
+      socket.end('GET / HTTP/1.1\r\nHost: x\r\nUpgr');
+      assert.equal((await all).length, 0);
+    });
+  });
+
   test('a client that resets right after connect costs only its own socket', async () => {
     const RESETS = 20;
     await expectCounted('errors', 'ERR_PEER_GONE', async () => {
