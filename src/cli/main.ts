@@ -34,7 +34,7 @@ export function buildProgram(): Command {
     .option('--http <host:port>', 'status page, /status, /metrics, /healthz')
     .option('--token <token>', 'bearer token required on the TCP listener')
     .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent')
-    .option('--ready-when <rule>', '/healthz is 200 when: all (required upstreams open) | any | none | name,name', 'all')
+    .option('--ready-when <rule>', '/healthz is 200 when: all (required upstreams open; default) | any | none | name,name')
     .action(async (opts: Parameters<typeof serve>[0]) => serve(opts));
 
   program
@@ -43,7 +43,7 @@ export function buildProgram(): Command {
     .option('-l, --listen <path>', 'Unix socket for workers')
     .option('-t, --tcp <host:port>', 'TCP listener (default 127.0.0.1:7070, or any free port)')
     .option('--http <host:port>', 'status (default 127.0.0.1:7071, or any free port)')
-    .option('--workers <n>', 'example workers to start (0-2)', positiveInt)
+    .option('--workers <n>', 'example workers to start (0-3)', positiveInt)
     .option('--log-level <level>', 'hub log level', 'warn')
     .action(async (opts: Parameters<typeof demo>[0]) => demo(opts));
 
