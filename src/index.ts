@@ -5,7 +5,17 @@ export { WshubError, ERROR_CATALOG, isWshubError, type ErrorCode, type ErrorDeta
 export { createLogger, redactUrl, silentLogger, type Logger } from './observe/log.js';
 export type * from './upstream/types.js';
 export { ResilientWebSocket } from './upstream/resilient.js';
-export * from './upstream/defaults.js';
+// Listed, not `export *`: a name clash with another component must fail the build, not silently shadow.
+export {
+  DEFAULT_REJECT_UNAUTHORIZED, DEFAULT_PER_MESSAGE_DEFLATE, DEFAULT_UPSTREAM_MAX_PAYLOAD,
+  DEFAULT_HAPPY_EYEBALLS_DELAY_MS, DEFAULT_DNS_TIMEOUT_MS, DEFAULT_TCP_TIMEOUT_MS, DEFAULT_TLS_TIMEOUT_MS,
+  DEFAULT_UPGRADE_TIMEOUT_MS, DEFAULT_BACKOFF_MIN_DELAY_MS, DEFAULT_BACKOFF_MAX_DELAY_MS, DEFAULT_BACKOFF_FACTOR,
+  DEFAULT_BACKOFF_FLOOR_MS, DEFAULT_CONCEAL_FAILURES, DEFAULT_MIN_UPTIME_MS, DEFAULT_MAX_ATTEMPTS,
+  DEFAULT_UPSTREAM_PING_INTERVAL_MS, DEFAULT_UPSTREAM_PONG_TIMEOUT_MS, DEFAULT_LIVENESS, DEFAULT_NETWATCH,
+  DEFAULT_PROBE_TIMEOUT_MS, DEFAULT_FATAL_CLOSE_CODES, DEFAULT_FATAL_HTTP_STATUSES, DEFAULT_QUEUE_ENABLED,
+  DEFAULT_QUEUE_MAX_MESSAGES, DEFAULT_QUEUE_MAX_BYTES, DEFAULT_QUEUE_TTL_MS, DEFAULT_HIGH_WATER_MARK_BYTES,
+  DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_NETWATCH_INTERVAL_MS,
+} from './upstream/defaults.js';
 export { NetWatcher, normalizeAddress, type AddressChange, type NetWatcherEvents } from './upstream/netwatch.js';
 export { HardenedServer } from './server/server.js';
 export { drainOnSignals, DEFAULT_DRAIN_SIGNALS, type DrainOnSignalsOptions, type Drainable } from './server/drain.js';

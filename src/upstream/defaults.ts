@@ -9,7 +9,7 @@ export { DEFAULT_NETWATCH_INTERVAL_MS };
 export const DEFAULT_REJECT_UNAUTHORIZED = true;
 export const DEFAULT_PER_MESSAGE_DEFLATE = false;
 /** 64 MiB. */
-export const DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024;
+export const DEFAULT_UPSTREAM_MAX_PAYLOAD = 64 * 1024 * 1024;
 /** RFC 8305 recommends 250 ms as the Connection Attempt Delay. */
 export const DEFAULT_HAPPY_EYEBALLS_DELAY_MS = 250;
 export const DEFAULT_DNS_TIMEOUT_MS = 5000;
@@ -24,8 +24,8 @@ export const DEFAULT_BACKOFF_FLOOR_MS = 50;
 export const DEFAULT_CONCEAL_FAILURES = 2;
 export const DEFAULT_MIN_UPTIME_MS = 5000;
 export const DEFAULT_MAX_ATTEMPTS = Infinity;
-export const DEFAULT_PING_INTERVAL_MS = 15_000;
-export const DEFAULT_PONG_TIMEOUT_MS = 5000;
+export const DEFAULT_UPSTREAM_PING_INTERVAL_MS = 15_000;
+export const DEFAULT_UPSTREAM_PONG_TIMEOUT_MS = 5000;
 export const DEFAULT_LIVENESS = 'ping' as const;
 export const DEFAULT_NETWATCH = true;
 export const DEFAULT_PROBE_TIMEOUT_MS = 2000;

@@ -32,8 +32,8 @@ test('invalid options are refused with ERR_INVALID_OPTION naming the key', () =>
 test('options are defaulted from the exported DEFAULT_* constants and frozen', () => {
   const client = new ResilientWebSocket({ url: 'ws://127.0.0.1:1/' });
   const o = client.options;
-  assert.equal(o.pingIntervalMs, defaults.DEFAULT_PING_INTERVAL_MS);
-  assert.equal(o.pongTimeoutMs, defaults.DEFAULT_PONG_TIMEOUT_MS);
+  assert.equal(o.pingIntervalMs, defaults.DEFAULT_UPSTREAM_PING_INTERVAL_MS);
+  assert.equal(o.pongTimeoutMs, defaults.DEFAULT_UPSTREAM_PONG_TIMEOUT_MS);
   assert.equal(o.happyEyeballsDelayMs, defaults.DEFAULT_HAPPY_EYEBALLS_DELAY_MS);
   assert.equal(o.backoff.minDelayMs, defaults.DEFAULT_BACKOFF_MIN_DELAY_MS);
   assert.equal(o.backoff.maxAttempts, Infinity);
@@ -57,4 +57,13 @@ test('backoff: full jitter stays within [floor, min(max, min*factor^(n-1))]', ()
     const d = backoffDelay(policy, attempt);
     assert.ok(d >= 20 && d <= 1000, `attempt ${attempt}: ${d}`);
   }
+});
+
+test('the package index exports every upstream DEFAULT_* with the upstream value (no name clash shadows one)', async () => {
+  const api = (await import('../../src/index.js')) as unknown as Record<string, unknown>;
+  const names = Object.keys(defaults).filter((n) => n.startsWith('DEFAULT_'));
+  assert.ok(names.length >= 28, `${names.length} constants`);
+  for (const name of names) assert.equal(api[name], (defaults as Record<string, unknown>)[name], name);
+  assert.equal(typeof api.ResilientWebSocket, 'function');
+  assert.equal(typeof api.NetWatcher, 'function');
 });
