@@ -65,7 +65,7 @@ test('jsonrpc: after the node restarts, local ids are unchanged and notification
     const lost = await answer(w, id, `the lost answer to ${JSON.stringify(id)}`);
     assert.deepEqual(lost.error, { code: -32000, message: 'upstream connection lost', data: { code: 'ERR_UPSTREAM_UNAVAILABLE', upstream: 'node' } });
   }
-  const batch = await eventually(() => b.events.filter((e) => e.ev === 'message' && typeof e.text === 'string' && (e.text as string).startsWith('[')).map((e) => JSON.parse(e.text as string) as Array<{ id: number; error?: { code: number }; result?: string }>)[0], 'the batch answer');
+  const batch = await eventually(() => b.events.filter((e) => e.ev === 'message' && typeof e.text === 'string' && (e.text).startsWith('[')).map((e) => JSON.parse(e.text as string) as Array<{ id: number; error?: { code: number }; result?: string }>)[0], 'the batch answer');
   assert.equal(batch.length, 2);
   const byId = new Map(batch.map((m) => [m.id, m]));
   assert.equal(byId.get(8)?.error?.code, -32000, 'the lost member is answered with the error');
@@ -83,7 +83,7 @@ test('jsonrpc: after the node restarts, local ids are unchanged and notification
   await node.ready();
   await eventually(() => upstream().client.state === 'open', 'the reconnect', 15_000);
   await eventually(() => node!.count(node!.subscribes, 'newHeads') === 1 && node!.count(node!.subscribes, 'logs{"address":"0xaa"}') === 1, 'every subscription made again, once');
-  assert.match(String((await answer(c, 'during')).result), /^0x/, 'the outage request answered after the reconnect');
+  assert.match((await answer(c, 'during')).result as string, /^0x/, 'the outage request answered after the reconnect');
   const c2 = (await answer(c, 2)).result as string;
   assert.match(c2, /^0x[0-9a-f]{32}$/, 'the outage subscribe answered after the reconnect');
   const secondNodeIds = [...node.subs.keys()].sort();
