@@ -1,15 +1,15 @@
 /**
- * A demo worker in transparent mode: a plain `ws` client that only changed
- * its URL to the hub's Unix socket. It subscribes the way it would subscribe
- * to the exchange itself and prints what it receives.
+ * A worker in transparent mode: a plain `ws` client whose only change is its
+ * URL — the hub's Unix socket instead of the exchange. It subscribes the way it
+ * would subscribe to the exchange itself and prints what it receives.
  *
- * Usage: node worker.js <socket-path> <upstream> <name> <topic,topic,…>
+ * Usage: node dist/examples/transparent-worker.js <socket-path> [upstream] [name] [topic,topic,…]
  */
 import WebSocket from 'ws';
 
 const [socketPath, upstream = 'feed', name = 'worker', topicList = 'btcusdt@trade'] = process.argv.slice(2);
 if (!socketPath) {
-  console.error('usage: worker.js <socket-path> <upstream> <name> <topics>');
+  console.error('usage: transparent-worker.js <socket-path> [upstream] [name] [topic,topic,…]');
   process.exit(2);
 }
 const topics = topicList.split(',').filter(Boolean);

@@ -62,17 +62,21 @@ export async function demo(flags: DemoFlags): Promise<void> {
       `  npx wshub tail ws+unix://${listen}:/u/feed`,
       `  websocat ws://${tcpAddress?.host}:${tcpAddress?.port}/u/feed   then send {"method":"SUBSCRIBE","params":["ethusdt@trade"],"id":1}`,
       '',
-      'Two workers subscribe to overlapping topics; the feed sees each topic subscribed once.',
+      'Two plain ws workers (transparent mode) and one HubClient worker (envelope mode) subscribe to',
+      'overlapping topics; the feed sees each topic subscribed once.',
       'Ctrl-C stops everything.',
       '',
     ].join('\n'),
   );
-  const workerScript = fileURLToPath(new URL('../demo/worker.js', import.meta.url));
-  const plans = [
-    ['worker-1', 'btcusdt@trade,ethusdt@trade'],
-    ['worker-2', 'btcusdt@trade,solusdt@trade'],
-  ].slice(0, flags.workers ?? 2);
-  const children: ChildProcess[] = plans.map(([name, topics]) => fork(workerScript, [listen, 'feed', name!, topics!], { stdio: 'inherit' }));
+  // The demo's workers are the examples in examples/: what runs here is what a user copies.
+  const transparent = fileURLToPath(new URL('../../examples/transparent-worker.js', import.meta.url));
+  const hubAware = fileURLToPath(new URL('../../examples/hubclient-worker.js', import.meta.url));
+  const plans: Array<[string, string[]]> = [
+    [transparent, [listen, 'feed', 'worker-1', 'btcusdt@trade,ethusdt@trade']],
+    [transparent, [listen, 'feed', 'worker-2', 'btcusdt@trade,solusdt@trade']],
+    [hubAware, [listen, 'feed', 'btcusdt@trade', 'hubclient']],
+  ];
+  const children: ChildProcess[] = plans.slice(0, flags.workers ?? plans.length).map(([script, args]) => fork(script, args, { stdio: 'inherit' }));
   feed.on('subscribe', (topics) => console.log(`[feed]     upstream SUBSCRIBE ${topics.join(', ')} (total subscribes seen: ${[...feed.subscribes.values()].reduce((a, b) => a + b, 0)})`));
   handleSignals(
     {
