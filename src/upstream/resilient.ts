@@ -58,7 +58,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     this.#safeUrl = redactUrl(this.options.url);
     this.#log = (this.options.logger ?? silentLogger).child({ upstream: this.options.name ?? this.#url.host });
     this.#outbox = new Outbox(this.options.queue, (item, error) => this.#drop(error, item.bytes, item.tag));
-    this.#drain = new DrainWatch(this.options.highWaterMarkBytes, () => this.emit('drain'));
+    this.#drain = new DrainWatch(this.options.highWaterMarkBytes, () => this.#emit('drain'));
   }
 
   get state(): UpstreamState {
@@ -173,6 +173,20 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     });
   }
 
+  /**
+   * Every event is emitted from socket callbacks, timers or promise
+   * continuations: a throwing listener must not escape to the process (one
+   * bad listener would take every connection down) nor leave this client
+   * half-way through a transition. It is logged with the event's name.
+   */
+  #emit<K extends keyof ResilientWebSocketEvents>(event: K, ...args: ResilientWebSocketEvents[K]): void {
+    try {
+      (this.emit as (event: K, ...args: ResilientWebSocketEvents[K]) => boolean)(event, ...args);
+    } catch (err) {
+      this.#log.error({ err, event }, 'an upstream event listener threw');
+    }
+  }
+
   // ── state machine ────────────────────────────────────────────────────────
 
   #setState(to: UpstreamState, reason: string, extra: Pick<StateChange, 'cause' | 'delayMs' | 'outage'> = {}): void {
@@ -186,7 +200,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     if (extra.delayMs !== undefined) change.delayMs = extra.delayMs;
     if (extra.cause !== undefined) change.cause = extra.cause;
     if (extra.outage !== undefined) change.outage = extra.outage;
-    this.emit('state', change);
+    this.#emit('state', change);
   }
 
   #startAttempt(reason: string): void {
@@ -254,7 +268,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
       message: (data, isBinary) => {
         counters.messagesIn++;
         counters.bytesIn += data.length;
-        this.emit('message', data, isBinary);
+        this.#emit('message', data, isBinary);
       },
       pong: (rttMs) => {
         if (rttMs !== undefined) counters.lastRttMs = rttMs;
@@ -296,7 +310,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
       protocol: info.protocol, tried: dialed.tried, connection: info.connection,
     }, 'open');
     this.#setState('open', `connected to ${conn.label}`);
-    if (this.#conn === conn) this.emit('open', info);
+    if (this.#conn === conn) this.#emit('open', info);
     // upgrade() paused reading so nothing arriving with the 101 was emitted before these listeners existed.
     ws.resume();
   }
@@ -347,7 +361,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
 
     this.#next(retry, reason, cause);
     // A sender waiting for 'drain' is released: its next sends are queued (or refused), not blocked.
-    if (wasWaiting) this.emit('drain');
+    if (wasWaiting) this.#emit('drain');
   }
 
   /** After a teardown: retry now, retry after backoff, or close for good. */
@@ -401,7 +415,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
 
   #drop(error: WshubError, bytes: number, tag: unknown): void {
     this.#counters.countDrop(error.code);
-    this.emit('drop', { type: 'drop', reason: error.code, bytes, tag });
+    this.#emit('drop', { type: 'drop', reason: error.code, bytes, tag });
   }
 
   // ── network changes ──────────────────────────────────────────────────────
@@ -428,7 +442,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
       if (this.#conn !== conn) return;
       this.#log[result.ok ? 'info' : 'warn']({ event: 'probe', trigger, ok: result.ok, rttMs: result.rttMs },
         result.ok ? 'probe answered; staying open' : 'probe unanswered');
-      this.emit('probe', { type: 'probe', trigger, ok: result.ok, ...(result.rttMs === undefined ? {} : { rttMs: result.rttMs }) });
+      this.#emit('probe', { type: 'probe', trigger, ok: result.ok, ...(result.rttMs === undefined ? {} : { rttMs: result.rttMs }) });
       if (!result.ok && this.#conn === conn) {
         const cause = new WshubError('ERR_PROBE_FAILED',
           `ERR_PROBE_FAILED ${conn.label} (${trigger}; no answer to the probe within ${this.options.probeTimeoutMs} ms)`,

@@ -50,3 +50,35 @@ test('one log line per connection event, with the reason; URL secrets and header
   assert.equal(typeof lines[3]!.delayMs, 'number');
   assert.equal(lines[6]!.reason, 'close() called');
 });
+
+test('a throwing listener is logged and contained: the process and the connection carry on', async (t) => {
+  const server = await startWsServer('127.0.0.1');
+  server.wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+  const { logger, lines } = capture();
+  const client = new ResilientWebSocket({ url: server.url, logger });
+  t.after(async () => {
+    client.destroy();
+    await server.close();
+  });
+  client.on('state', () => {
+    throw new Error('state listener bug');
+  });
+  client.on('open', () => {
+    throw new Error('open listener bug');
+  });
+  const got: string[] = [];
+  client.on('message', (data) => {
+    got.push(data.toString());
+    if (got.length === 1) throw new Error('message listener bug');
+  });
+  client.connect();
+  const deadline = Date.now() + 5000;
+  while (client.state !== 'open' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(client.state, 'open');
+  client.send('one');
+  client.send('two');
+  while (got.length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual(got, ['one', 'two']);
+  const thrown = lines.filter((l) => l.msg === 'an upstream event listener threw').map((l) => l.event);
+  assert.deepEqual(thrown, ['state', 'state', 'open', 'message']);
+});
