@@ -54,7 +54,7 @@ test('serve, status, tail, SIGHUP reload, SIGTERM drain', async () => {
   const hub = spawn(process.execPath, [BIN, 'serve', '-c', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(hub);
   const logs: Array<Record<string, unknown>> = [];
-  createInterface({ input: hub.stdout! }).on('line', (line) => logs.push(JSON.parse(line) as Record<string, unknown>));
+  createInterface({ input: hub.stdout }).on('line', (line) => logs.push(JSON.parse(line) as Record<string, unknown>));
   const listening = await eventually(() => logs.find((l) => l.msg === 'status and metrics listening'), 'the HTTP listener');
   const http = String(listening.http).replace(/^http:\/\//, '').replace(/\/$/, '');
   const status = async (): Promise<HubStats> => (await (await fetch(`http://${http}/status`)).json()) as HubStats;
@@ -71,7 +71,7 @@ test('serve, status, tail, SIGHUP reload, SIGTERM drain', async () => {
   const tail = spawn(process.execPath, [BIN, 'tail', 'a', '--listen', socketPath, '-s', '{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":1}'], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(tail);
   const tailLines: string[] = [];
-  createInterface({ input: tail.stdout! }).on('line', (l) => tailLines.push(l));
+  createInterface({ input: tail.stdout }).on('line', (l) => tailLines.push(l));
   await eventually(() => tailLines.filter((l) => l.includes('"stream":"btcusdt@trade"')).length >= 2, 'tail output');
   assert.equal(tailLines[0], '{"result":null,"id":1}');
   tail.kill();
