@@ -73,6 +73,8 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
       noServer: true,
       clientTracking: false,
       maxPayload: this.options.maxPayload,
+      // Off: memory per session and compression bombs; and the hub writes pre-framed
+      // bytes to `session.socket`, which is only safe while ws never transforms frames.
       perMessageDeflate: false,
       WebSocket: GatedWebSocket,
       handleProtocols: (protocols, req) => selectProtocol(protocols, req, this.options.handleProtocols),
