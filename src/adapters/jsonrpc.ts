@@ -26,6 +26,7 @@ import {
   asRequest, errorResponse, isIdValue, resultResponse, rpcErrors, subscribeNamespace, unsubscribeNamespace, type RpcError, type RpcRequest,
 } from './jsonrpc-messages.js';
 import { arrayElements, canonicalJson, firstByte, objectMembers, SplicePoint, spanText, spanValue, splice, type Span } from './jsonrpc-scan.js';
+import { CallTable, type SessionState } from './jsonrpc-calls.js';
 import { Batch, fanOut, LocalIds, newUpstreamSub, type Call, type LocalSub, type UpstreamSub } from './jsonrpc-subs.js';
 import type { Adapter, AdapterContext } from './types.js';
 
@@ -72,30 +73,16 @@ export interface JsonRpcAdapterStats {
   errors: Partial<Record<JsonRpcErrorKind, number>>;
 }
 
-type HubPending = { kind: 'call'; call: Call } | { kind: 'subscribe'; sub: UpstreamSub } | { kind: 'unsubscribe'; deadline: number };
-
-interface SessionState {
-  readonly calls: Set<Call>;
-  /** Local subscriptions by id text. */
-  readonly subs: Map<string, LocalSub>;
-  /** Subscribe calls waiting for the upstream. */
-  subscribing: number;
-}
-
 export class JsonRpcAdapter implements Adapter {
   readonly kind = 'jsonrpc' as const;
   readonly #ctx: AdapterContext;
   readonly #options: Readonly<Required<JsonRpcAdapterOptions>>;
-  readonly #sessions = new Map<Session, SessionState>();
-  readonly #calls = new Set<Call>();
-  readonly #pending = new Map<number, HubPending>();
+  readonly #table: CallTable;
   readonly #subs = new Map<string, UpstreamSub>();
   readonly #byUpstreamId = new Map<string, UpstreamSub>();
   readonly #locals = new Map<string, LocalSub>();
   readonly #localIds: LocalIds;
   readonly #errors: Partial<Record<JsonRpcErrorKind, number>> = {};
-  #nextHubId = 1;
-  #sweeper: NodeJS.Timeout | undefined;
   #upstreamSubscribes = 0;
   #upstreamUnsubscribes = 0;
   #notifications = 0;
@@ -105,6 +92,12 @@ export class JsonRpcAdapter implements Adapter {
     this.#ctx = ctx;
     this.#options = parseOptions(optionsSchema, options, `upstreams.${ctx.upstream}`);
     this.#localIds = new LocalIds((text) => this.#locals.has(text));
+    this.#table = new CallTable({
+      timeoutMs: this.#options.requestTimeoutMs,
+      reply: (session, payload) => this.#ctx.reply(session, payload),
+      onExpired: (call) => this.#expire(call),
+      onUnsubscribeExpired: () => this.#count('unsubscribeUnanswered'),
+    });
   }
 
   /** Build from an upstream's config entry (its keys may be present but undefined). */
@@ -139,15 +132,14 @@ export class JsonRpcAdapter implements Adapter {
       const span = spans[i]!;
       this.#member(session, member, data.subarray(span[0], span[1]), batch);
     });
-    batch.sealed = true;
-    if (batch.complete) this.#ctx.reply(session, batch.encode());
+    this.#table.seal(session, batch);
   }
 
   onSessionClose(session: Session): void {
-    const state = this.#sessions.get(session);
+    const state = this.#table.sessions.get(session);
     if (!state) return;
-    this.#sessions.delete(session);
-    for (const call of state.calls) this.#forget(call);
+    this.#table.sessions.delete(session);
+    for (const call of state.calls) this.#table.forget(call);
     for (const local of [...state.subs.values()]) this.#dropLocal(local, state);
   }
 
@@ -176,16 +168,12 @@ export class JsonRpcAdapter implements Adapter {
       this.#ctx.sendUpstream(raw, false, session);
       return;
     }
-    const state = this.#state(session);
+    const state = this.#table.state(session);
     if (state.calls.size >= this.#options.maxInFlight) {
       this.#refuse(session, batch, idText, rpcErrors.tooManyRequests(this.#options.maxInFlight), 'tooManyRequests', 'ERR_TOO_MANY_REQUESTS');
       return;
     }
-    const call = this.#newCall(session, state, idText, batch);
-    const hubId = this.#newHubId();
-    call.hubId = hubId;
-    call.sent = this.#ctx.upstreamOpen();
-    this.#pending.set(hubId, { kind: 'call', call });
+    const hubId = this.#table.dispatch(this.#table.open(session, state, idText, batch), this.#ctx.upstreamOpen());
     this.#ctx.sendUpstream(splice(raw, idSpan, String(hubId)), false, session);
   }
 
@@ -196,7 +184,7 @@ export class JsonRpcAdapter implements Adapter {
       this.#ctx.sessionError(session, new WshubError('ERR_BAD_MESSAGE', `${request.method} without an id ignored: a subscription needs an id to be answered with`));
       return;
     }
-    const state = this.#state(session);
+    const state = this.#table.state(session);
     if (state.subs.size + state.subscribing >= this.#options.maxSubscriptions) {
       this.#refuse(session, batch, idText, rpcErrors.tooManySubscriptions(this.#options.maxSubscriptions), 'tooManySubscriptions', 'ERR_TOO_MANY_SUBSCRIPTIONS');
       return;
@@ -209,7 +197,7 @@ export class JsonRpcAdapter implements Adapter {
       this.#subs.set(key, sub);
     }
     if (sub.upstreamId !== undefined) {
-      this.#answer(session, batch, resultResponse(idText, this.#grant(sub, session, state).idText));
+      this.#table.answerNow(session, batch, resultResponse(idText, this.#grant(sub, session, state).idText));
       return;
     }
     if (state.calls.size >= this.#options.maxInFlight) {
@@ -217,7 +205,7 @@ export class JsonRpcAdapter implements Adapter {
       if (sub.locals.size === 0 && sub.waiting.size === 0) this.#subs.delete(key);
       return;
     }
-    const call = this.#newCall(session, state, idText, batch);
+    const call = this.#table.open(session, state, idText, batch);
     call.sub = sub;
     sub.waiting.add(call);
     state.subscribing++;
@@ -226,16 +214,16 @@ export class JsonRpcAdapter implements Adapter {
 
   #unsubscribe(session: Session, request: RpcRequest, namespace: string, idText: string | undefined, batch: Batch | undefined): void {
     const target = Array.isArray(request.params) ? (request.params as unknown[])[0] : undefined;
-    const state = this.#sessions.get(session);
+    const state = this.#table.sessions.get(session);
     const local = typeof target === 'string' || typeof target === 'number' ? state?.subs.get(JSON.stringify(target)) : undefined;
     if (!state || !local || local.sub.namespace !== namespace) {
       // Unknown, or someone else's: answered as geth does, and nothing else is touched.
       this.#count('subscriptionNotFound');
-      if (idText !== undefined) this.#answer(session, batch, errorResponse(idText, rpcErrors.subscriptionNotFound()));
+      if (idText !== undefined) this.#table.answerNow(session, batch, errorResponse(idText, rpcErrors.subscriptionNotFound()));
       return;
     }
     this.#dropLocal(local, state);
-    if (idText !== undefined) this.#answer(session, batch, resultResponse(idText, 'true'));
+    if (idText !== undefined) this.#table.answerNow(session, batch, resultResponse(idText, 'true'));
   }
 
   // ── from the upstream ──────────────────────────────────────────────────
@@ -264,14 +252,14 @@ export class JsonRpcAdapter implements Adapter {
     }
     if (!idSpan || methodSpan) return false;
     const id = spanValue(msg, idSpan);
-    const pending = typeof id === 'number' ? this.#pending.get(id) : undefined;
+    const pending = typeof id === 'number' ? this.#table.pending.get(id) : undefined;
     if (!pending) {
       // An answer to a request that timed out or whose session left.
       this.#count('unmatchedResponse');
       return true;
     }
-    this.#pending.delete(id as number);
-    if (pending.kind === 'call') this.#finish(pending.call, splice(msg, idSpan, pending.call.idText));
+    this.#table.pending.delete(id as number);
+    if (pending.kind === 'call') this.#table.finish(pending.call, splice(msg, idSpan, pending.call.idText));
     else if (pending.kind === 'subscribe') this.#onSubscribed(pending.sub, msg, members, idSpan);
     return true;
   }
@@ -296,7 +284,7 @@ export class JsonRpcAdapter implements Adapter {
     const result = resultSpan && !members.has('error') ? spanValue(msg, resultSpan) : undefined;
     if (typeof result !== 'string' && typeof result !== 'number') {
       // The node refused: each waiting session gets the node's own answer with its own id.
-      for (const call of [...sub.waiting]) this.#finish(call, splice(msg, idSpan, call.idText));
+      for (const call of [...sub.waiting]) this.#table.finish(call, splice(msg, idSpan, call.idText));
       if (sub.locals.size > 0) this.#count('resubscribeRefused');
       else {
         this.#count('subscribeRefused');
@@ -314,16 +302,16 @@ export class JsonRpcAdapter implements Adapter {
     }
     this.#byUpstreamId.set(sub.upstreamId, sub);
     for (const call of [...sub.waiting]) {
-      const state = this.#sessions.get(call.session);
+      const state = this.#table.sessions.get(call.session);
       if (!state) continue;
       const local = this.#grant(sub, call.session, state);
-      this.#finish(call, resultResponse(call.idText, local.idText));
+      this.#table.finish(call, resultResponse(call.idText, local.idText));
     }
   }
 
   onUpstreamOpen(): void {
     // Requests queued while the upstream was down have just been flushed to it.
-    for (const call of this.#calls) if (call.hubId !== undefined) call.sent = true;
+    for (const call of this.#table.calls) if (call.hubId !== undefined) call.sent = true;
     for (const sub of [...this.#subs.values()]) {
       if (sub.locals.size === 0 && sub.waiting.size === 0) this.#subs.delete(sub.key);
       else if (sub.hubId === undefined && sub.upstreamId === undefined) this.#sendSubscribe(sub);
@@ -332,15 +320,15 @@ export class JsonRpcAdapter implements Adapter {
 
   onUpstreamDown(_cause: WshubError | undefined, final: boolean): void {
     const error = final ? rpcErrors.upstreamClosed(this.#ctx.upstream) : rpcErrors.upstreamLost(this.#ctx.upstream);
-    for (const call of [...this.#calls]) {
+    for (const call of [...this.#table.calls]) {
       // Queued requests survive a drop (the outbox sends them on reconnect); written ones are lost with the socket.
       // Subscribes waiting on an upstream subscription complete after the reconnect re-subscribes.
       if (!final && !(call.hubId !== undefined && call.sent)) continue;
       this.#count('upstreamLost');
       this.#ctx.sessionError(call.session, new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.#ctx.upstream} ${final ? 'closed' : 'dropped'} with request ${call.idText} in flight`));
-      this.#finish(call, errorResponse(call.idText, error));
+      this.#table.finish(call, errorResponse(call.idText, error));
     }
-    for (const [hubId, pending] of this.#pending) if (pending.kind !== 'call') this.#pending.delete(hubId);
+    this.#table.dropHubRequests();
     for (const sub of this.#subs.values()) {
       sub.upstreamId = undefined;
       sub.hubId = undefined;
@@ -357,7 +345,7 @@ export class JsonRpcAdapter implements Adapter {
     return {
       upstreamSubscriptions: this.#subs.size,
       localSubscriptions: this.#locals.size,
-      inFlight: this.#calls.size,
+      inFlight: this.#table.calls.size,
       upstreamSubscribes: this.#upstreamSubscribes,
       upstreamUnsubscribes: this.#upstreamUnsubscribes,
       notifications: this.#notifications,
@@ -367,60 +355,11 @@ export class JsonRpcAdapter implements Adapter {
   }
 
   // ── internals ──────────────────────────────────────────────────────────
-  #state(session: Session): SessionState {
-    let state = this.#sessions.get(session);
-    if (!state) this.#sessions.set(session, (state = { calls: new Set(), subs: new Map(), subscribing: 0 }));
-    return state;
-  }
-
-  #newCall(session: Session, state: SessionState, idText: string, batch: Batch | undefined): Call {
-    const call: Call = { session, idText, batch, deadline: Date.now() + this.#options.requestTimeoutMs, hubId: undefined, sent: false, sub: undefined };
-    if (batch) batch.expected++;
-    state.calls.add(call);
-    this.#calls.add(call);
-    this.#ensureSweeper();
-    return call;
-  }
-
-  /** Answer a call (once) and let go of it. */
-  #finish(call: Call, payload: Buffer | string): void {
-    if (!this.#forget(call)) return;
-    const buf = typeof payload === 'string' ? Buffer.from(payload) : payload;
-    if (!call.batch) this.#ctx.reply(call.session, buf);
-    else {
-      call.batch.parts.push(buf);
-      if (call.batch.complete) this.#ctx.reply(call.session, call.batch.encode());
-    }
-  }
-
-  /** Drop a call from every index without answering; false when it was already gone. */
-  #forget(call: Call): boolean {
-    if (!this.#calls.delete(call)) return false;
-    const state = this.#sessions.get(call.session);
-    state?.calls.delete(call);
-    if (call.hubId !== undefined) this.#pending.delete(call.hubId);
-    if (call.sub) {
-      call.sub.waiting.delete(call);
-      if (state) state.subscribing--;
-    }
-    return true;
-  }
-
-  /** An answer the hub makes at once: to the session, or into its batch. */
-  #answer(session: Session, batch: Batch | undefined, text: string): void {
-    if (!batch) {
-      this.#ctx.reply(session, text);
-      return;
-    }
-    batch.expected++;
-    batch.parts.push(Buffer.from(text));
-  }
-
   #refuse(session: Session, batch: Batch | undefined, idText: string, error: RpcError, kind: JsonRpcErrorKind, code: ErrorCode): void {
     this.#count(kind);
     const reason = error.details?.reason;
     this.#ctx.sessionError(session, new WshubError(code, typeof reason === 'string' ? `${error.message}: ${reason}` : error.message));
-    this.#answer(session, batch, errorResponse(idText, error));
+    this.#table.answerNow(session, batch, errorResponse(idText, error));
   }
 
   #grant(sub: UpstreamSub, session: Session, state: SessionState): LocalSub {
@@ -455,9 +394,8 @@ export class JsonRpcAdapter implements Adapter {
   }
 
   #sendSubscribe(sub: UpstreamSub): void {
-    const hubId = this.#newHubId();
+    const hubId = this.#table.track({ kind: 'subscribe', sub });
     sub.hubId = hubId;
-    this.#pending.set(hubId, { kind: 'subscribe', sub });
     this.#upstreamSubscribes++;
     const params = sub.paramsJson === undefined ? '' : `,"params":${sub.paramsJson}`;
     this.#ctx.sendUpstream(`{"jsonrpc":"2.0","id":${hubId},"method":${JSON.stringify(sub.method)}${params}}`, false, undefined);
@@ -466,47 +404,18 @@ export class JsonRpcAdapter implements Adapter {
   #sendUnsubscribe(namespace: string, upstreamId: string): void {
     // The node forgets subscriptions with the connection: nothing to end while it is down.
     if (!this.#ctx.upstreamOpen()) return;
-    const hubId = this.#newHubId();
-    this.#pending.set(hubId, { kind: 'unsubscribe', deadline: Date.now() + this.#options.requestTimeoutMs });
+    const hubId = this.#table.track({ kind: 'unsubscribe', deadline: this.#table.unsubscribeDeadline() });
     this.#upstreamUnsubscribes++;
-    this.#ensureSweeper();
     this.#ctx.sendUpstream(`{"jsonrpc":"2.0","id":${hubId},"method":${JSON.stringify(`${namespace}_unsubscribe`)},"params":[${upstreamId}]}`, false, undefined);
-  }
-
-  #newHubId(): number {
-    const id = this.#nextHubId;
-    this.#nextHubId = id >= Number.MAX_SAFE_INTEGER ? 1 : id + 1;
-    return id;
   }
 
   #count(kind: JsonRpcErrorKind): void {
     this.#errors[kind] = (this.#errors[kind] ?? 0) + 1;
   }
 
-  #ensureSweeper(): void {
-    if (this.#sweeper) return;
-    const every = Math.min(1000, Math.max(20, Math.floor(this.#options.requestTimeoutMs / 4)));
-    this.#sweeper = setInterval(() => this.#sweep(), every);
-    this.#sweeper.unref();
-  }
-
-  #sweep(): void {
-    const now = Date.now();
-    for (const call of [...this.#calls]) {
-      if (call.deadline > now) continue;
-      this.#count('timeout');
-      this.#ctx.sessionError(call.session, new WshubError('ERR_REQUEST_TIMEOUT', `upstream ${this.#ctx.upstream} did not answer request ${call.idText} within ${this.#options.requestTimeoutMs} ms`));
-      this.#finish(call, errorResponse(call.idText, rpcErrors.timeout(this.#options.requestTimeoutMs)));
-    }
-    for (const [hubId, pending] of this.#pending) {
-      if (pending.kind === 'unsubscribe' && pending.deadline <= now) {
-        this.#pending.delete(hubId);
-        this.#count('unsubscribeUnanswered');
-      }
-    }
-    if (this.#calls.size === 0 && ![...this.#pending.values()].some((p) => p.kind === 'unsubscribe') && this.#sweeper) {
-      clearInterval(this.#sweeper);
-      this.#sweeper = undefined;
-    }
+  #expire(call: Call): void {
+    this.#count('timeout');
+    this.#ctx.sessionError(call.session, new WshubError('ERR_REQUEST_TIMEOUT', `upstream ${this.#ctx.upstream} did not answer request ${call.idText} within ${this.#options.requestTimeoutMs} ms`));
+    this.#table.finish(call, errorResponse(call.idText, rpcErrors.timeout(this.#options.requestTimeoutMs)));
   }
 }
