@@ -29,6 +29,7 @@ export const ASSETS: ReadonlyMap<string, Asset> = new Map<string, Asset>([
   ['/', { file: () => `${pageDir()}index.html`, type: 'text/html; charset=utf-8' }],
   ['/app.js', { file: () => `${pageDir()}app.js`, type: 'text/javascript; charset=utf-8' }],
   ['/style.css', { file: () => `${pageDir()}style.css`, type: 'text/css; charset=utf-8' }],
+  ['/favicon.svg', { file: () => `${pageDir()}favicon.svg`, type: 'image/svg+xml' }],
   ['/vendor/uplot.js', { file: () => require.resolve('uplot/dist/uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' }],
   ['/vendor/uplot.css', { file: () => require.resolve('uplot/dist/uPlot.min.css'), type: 'text/css; charset=utf-8' }],
 ]);

@@ -77,7 +77,11 @@ function chartFor(name, container) {
     cursor: { show: true, drag: { x: false, y: false } },
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
     axes: [
-      { stroke: '#6b7385', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#e3e6ec' } },
+      {
+        stroke: '#6b7385', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#e3e6ec' }, space: 70,
+        incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600], // whole seconds: a label never repeats
+        values: (u, splits) => splits.map((v) => new Date(v * 1000).toLocaleTimeString([], { hour12: false })),
+      },
       { stroke: '#6b7385', grid: { stroke: '#eef0f4' }, ticks: { stroke: '#e3e6ec' }, size: 50, label: 'msg/s', labelSize: 14 },
     ],
     series: [
@@ -185,7 +189,7 @@ function renderTopics(s) {
       const tr = traffic.get(t.topic);
       rows.push(el('tr', { 'data-topic': t.topic },
         el('td', { text: u.name }),
-        el('td', { text: t.topic }),
+        el('td', { class: 'wrap', text: t.topic }),
         el('td', { class: 'num', text: fmtNum(t.subscribers) }),
         el('td', { class: 'num', text: fmtNum(t.groups) }),
         el('td', { class: 'num', text: tr ? fmtNum(tr.messages) : '–' }),
