@@ -162,3 +162,49 @@ test('a server that accepts TCP but never answers the upgrade → ERR_UPGRADE_TI
   assert.equal(change.cause?.details.phase, 'upgrade');
   assert.equal(change.cause?.message, `ERR_UPGRADE_TIMEOUT 127.0.0.1:${server.port} (http upgrade not answered after 300 ms)`);
 });
+
+test('a 101 answer with a wrong Sec-WebSocket-Accept → ERR_UPGRADE_INVALID, retried', async (t) => {
+  const server = createHttpServer();
+  let upgrades = 0;
+  server.on('upgrade', (_req, socket: Socket) => {
+    upgrades++;
+    socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: bm90IHRoZSByaWdodCBrZXk=\r\n\r\n');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const client = new ResilientWebSocket({ url: `ws://127.0.0.1:${port}/`, backoff: { minDelayMs: 20, maxDelayMs: 40, floorMs: 10 } });
+  t.after(async () => {
+    client.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  const first = waitState(client, 'reconnecting');
+  client.connect();
+  const change = await first;
+  assert.equal(change.cause?.code, 'ERR_UPGRADE_INVALID');
+  assert.equal(change.cause?.details.phase, 'upgrade');
+  assert.match(change.cause?.message ?? '', new RegExp(`^ERR_UPGRADE_INVALID 127\\.0\\.0\\.1:${port} \\(Invalid Sec-WebSocket-Accept header\\)`));
+  await waitState(client, 'reconnecting', 3000, (s) => s.attempt === 2);
+  assert.ok(upgrades >= 2);
+});
+
+test('a peer that resets the connection on the upgrade request → ERR_CONNECTION_LOST in the upgrade phase with ECONNRESET', async (t) => {
+  // Reset only once the request arrived, so the reset lands in the upgrade phase, not in connect().
+  const server = createServer((socket) => socket.once('data', () => socket.resetAndDestroy()));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const client = new ResilientWebSocket({ url: `ws://127.0.0.1:${port}/`, backoff: { minDelayMs: 5000, maxDelayMs: 5000 } });
+  t.after(async () => {
+    client.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  const first = waitState(client, 'reconnecting');
+  client.connect();
+  const change = await first;
+  assert.equal(change.cause?.code, 'ERR_CONNECTION_LOST');
+  assert.equal(change.cause?.details.phase, 'upgrade');
+  assert.equal(change.cause?.details.errno, 'ECONNRESET');
+  assert.equal(change.cause?.details.address, `127.0.0.1:${port}`);
+});
