@@ -31,3 +31,10 @@ export { HubClient, DEFAULT_CLIENT_MAX_BUFFERED, DEFAULT_CLIENT_HIGH_WATER_MARK_
 export type * from './client/types.js';
 export { ENVELOPE_PROTOCOL, encodeBinary, decodeBinary, type HubFrame, type ClientFrame } from './hub/envelope-codec.js';
 export { DemoFeed } from './demo/feed.js';
+export { HubHttpServer, sendJson, DEFAULT_PAGE_MAX_CONNECTIONS, type HubHttpOptions, type PageSnapshot, type RouteHandler } from './observe/http.js';
+export { HubMetrics, DEFAULT_MAX_TOPIC_LABELS, type MetricsOptions } from './observe/metrics.js';
+export { health, parseReadyWhen, checkReadyWhen, DEFAULT_READY_WHEN, type Health, type ReadyWhen, type UpstreamHealth } from './observe/health.js';
+export { observe, type ObservedStats, type ObservedUpstream, type TopicTraffic } from './observe/snapshot.js';
+export { EventLoopMonitor, DEFAULT_EVENT_LOOP_WINDOW_MS, DEFAULT_EVENT_LOOP_RESOLUTION_MS, type EventLoopStats } from './observe/loop.js';
+export { DEFAULT_EVENTS_INTERVAL_MS, DEFAULT_MAX_EVENT_CLIENTS } from './observe/events.js';
+export { redactHeaders, REDACTED, SECRET_HEADERS, type CreateLoggerOptions } from './observe/log.js';
