@@ -9,21 +9,10 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { eventually, startTestHub, Worker, type TestHub } from './helpers.js';
+import { eventually, freePort, startTestHub, Worker, type TestHub } from './helpers.js';
 
 const LWS = '/usr/bin/libwebsockets-test-server';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 let lws: ChildProcess | undefined;
 let hub: TestHub | undefined;

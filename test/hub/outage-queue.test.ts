@@ -5,9 +5,8 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { WebSocketServer } from 'ws';
-import { eventually, startTestHub, Worker, type TestHub } from './helpers.js';
+import { eventually, freePort, startTestHub, Worker, type TestHub } from './helpers.js';
 
 let hub: TestHub | undefined;
 let wss: WebSocketServer | undefined;
@@ -18,16 +17,6 @@ after(async () => {
   wss?.close();
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test('sends during an outage: 5 queued and flushed in order, 3 over the limit counted as ERR_QUEUE_FULL on their session', async () => {
   const port = await freePort();
