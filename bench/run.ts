@@ -19,10 +19,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { arch, cpus, platform, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import connectStorm from './connect-storm.js';
+import relay from './relay.js';
 import type { BenchOptions, BenchResult, BenchScenario } from './scenario.js';
 
 /** Every scenario, in the order `npm run bench` runs them. */
-export const SCENARIOS: readonly BenchScenario[] = [connectStorm];
+export const SCENARIOS: readonly BenchScenario[] = [connectStorm, relay];
 
 /** Upper bound on one scenario in quick mode; the whole quick suite must stay < 2 min. */
 export const QUICK_SCENARIO_BUDGET_MS = 90_000;

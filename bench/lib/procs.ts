@@ -1,0 +1,156 @@
+/**
+ * Child processes for benchmarks: every process a scenario starts is forked
+ * through {@link ProcessGroup}, spoken to over IPC with request/response calls
+ * that time out (a stuck child fails the scenario instead of hanging it), and
+ * killed in the scenario's `finally` through the group.
+ *
+ * CPU time and RSS are read from /proc so they are the child's own, whatever
+ * it is (a Node fixture or nats-server).
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** Request sent to a fixture over IPC. */
+export interface IpcRequest {
+  id: number;
+  op: string;
+  args?: unknown;
+}
+
+/** A fixture's answer. */
+export interface IpcResponse {
+  id: number;
+  ok: boolean;
+  result?: unknown;
+  error?: string;
+}
+
+/** Default time a fixture gets to answer one call. */
+export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
+
+/** The compiled fixture `name` (bench/fixtures/<name>.ts → dist/bench/fixtures/<name>.js). */
+export function fixturePath(name: string): string {
+  return fileURLToPath(new URL(`../fixtures/${name}.js`, import.meta.url));
+}
+
+/** A forked fixture answering {@link IpcRequest}s. */
+export class Fixture {
+  readonly proc: ChildProcess;
+  readonly name: string;
+  /** What the fixture's `ready` call answered (its port, pid, …). */
+  info: unknown;
+  #nextId = 1;
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  #exited: string | undefined;
+
+  constructor(proc: ChildProcess, name: string) {
+    this.proc = proc;
+    this.name = name;
+    proc.on('message', (m: IpcResponse) => {
+      const p = this.#pending.get(m.id);
+      if (!p) return;
+      this.#pending.delete(m.id);
+      clearTimeout(p.timer);
+      if (m.ok) p.resolve(m.result);
+      else p.reject(new Error(`${this.name}: ${m.error ?? 'failed'}`));
+    });
+    proc.on('exit', (code, signal) => {
+      this.#exited = `exited (code ${code}, signal ${signal})`;
+      for (const p of this.#pending.values()) {
+        clearTimeout(p.timer);
+        p.reject(new Error(`${this.name} ${this.#exited}`));
+      }
+      this.#pending.clear();
+    });
+    // A dying child's EPIPE on a late send must not take the bench down.
+    proc.on('error', () => undefined);
+  }
+
+  get pid(): number {
+    return this.proc.pid ?? -1;
+  }
+
+  /** Ask the fixture to do `op`; rejects on its error, its exit, or after `timeoutMs`. */
+  call<T = unknown>(op: string, args?: unknown, timeoutMs = DEFAULT_CALL_TIMEOUT_MS): Promise<T> {
+    if (this.#exited) return Promise.reject(new Error(`${this.name} ${this.#exited}`));
+    const id = this.#nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error(`${this.name}: ${op} got no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      this.proc.send({ id, op, args } satisfies IpcRequest);
+    });
+  }
+}
+
+/** Every process a scenario started; `killAll()` in its finally leaves none behind. */
+export class ProcessGroup {
+  readonly #procs = new Set<ChildProcess>();
+
+  /** Fork a fixture and wait for its `ready` call to answer (its setup done). */
+  async fork(name: string, args: unknown = {}, label = name, execArgv: string[] = []): Promise<Fixture> {
+    const proc = fork(fixturePath(name), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+    this.#track(proc);
+    const fx = new Fixture(proc, label);
+    fx.info = await fx.call('ready', args);
+    return fx;
+  }
+
+  /** Spawn a plain program (nats-server); its output is kept for error messages. */
+  spawn(command: string, args: string[]): { proc: ChildProcess; output: () => string } {
+    const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#track(proc);
+    let out = '';
+    const keep = (b: Buffer): void => {
+      out = (out + b.toString()).slice(-4000);
+    };
+    proc.stdout?.on('data', keep);
+    proc.stderr?.on('data', keep);
+    return { proc, output: () => out };
+  }
+
+  #track(proc: ChildProcess): void {
+    this.#procs.add(proc);
+    proc.once('exit', () => this.#procs.delete(proc));
+  }
+
+  /** Kill one process and wait (bounded) for it to exit. */
+  async kill(proc: ChildProcess): Promise<void> {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill('SIGKILL');
+    await Promise.race([exited, sleep(5000)]);
+  }
+
+  /** SIGKILL every live child and wait for them. */
+  async killAll(): Promise<void> {
+    await Promise.all([...this.#procs].map((p) => this.kill(p)));
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Ticks per second of /proc/<pid>/stat times (USER_HZ; 100 on every Linux that matters). */
+const USER_HZ = 100;
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name may contain spaces: fields are counted after its closing ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return (utime + stime) / USER_HZ;
+}
+
+/** Resident set size of a process in bytes, from /proc. */
+export function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /VmRSS:\s+(\d+) kB/.exec(status);
+  return m ? Number(m[1]) * 1024 : NaN;
+}
