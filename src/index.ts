@@ -38,3 +38,4 @@ export { observe, type ObservedStats, type ObservedUpstream, type TopicTraffic }
 export { EventLoopMonitor, DEFAULT_EVENT_LOOP_WINDOW_MS, DEFAULT_EVENT_LOOP_RESOLUTION_MS, type EventLoopStats } from './observe/loop.js';
 export { DEFAULT_EVENTS_INTERVAL_MS, DEFAULT_MAX_EVENT_CLIENTS } from './observe/events.js';
 export { redactHeaders, REDACTED, SECRET_HEADERS, type CreateLoggerOptions } from './observe/log.js';
+export { JsonRpcAdapter, DEFAULT_JSONRPC_REQUEST_TIMEOUT_MS, DEFAULT_JSONRPC_MAX_IN_FLIGHT, DEFAULT_JSONRPC_MAX_SUBSCRIPTIONS, type JsonRpcAdapterOptions, type JsonRpcAdapterStats, type JsonRpcErrorKind } from './adapters/jsonrpc.js';
