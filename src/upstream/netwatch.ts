@@ -65,6 +65,9 @@ export class NetWatcher extends EventEmitter<NetWatcherEvents> {
   }
 
   readonly intervalMs: number;
+  /** Listener failures caught so far (each is a bug in the listener; counted so it can't hide). */
+  listenerErrors = 0;
+  lastListenerError: unknown;
   #current: Snapshot = new Map();
   #timer: NodeJS.Timeout | undefined;
   #subscribers = 0;
@@ -85,13 +88,22 @@ export class NetWatcher extends EventEmitter<NetWatcherEvents> {
    * stops with the last. Returns the function that unsubscribes.
    */
   subscribe(listener: (change: AddressChange) => void): () => void {
-    this.on('change', listener);
+    // Listeners run inside a timer: one that throws must not take the process (or the other listeners) down.
+    const guarded = (change: AddressChange): void => {
+      try {
+        listener(change);
+      } catch (err) {
+        this.listenerErrors++;
+        this.lastListenerError = err;
+      }
+    };
+    this.on('change', guarded);
     if (this.#subscribers++ === 0) this.#start();
     let done = false;
     return () => {
       if (done) return;
       done = true;
-      this.off('change', listener);
+      this.off('change', guarded);
       if (--this.#subscribers === 0) this.#stop();
     };
   }
