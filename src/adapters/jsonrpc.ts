@@ -124,7 +124,7 @@ export class JsonRpcAdapter implements Adapter {
     }
     const spans = arrayElements(data);
     if (value.length === 0 || !spans || spans.length !== value.length) {
-      this.#refuse(session, undefined, 'null', rpcErrors.invalid('empty batch'), 'invalidRequest', 'ERR_BAD_MESSAGE');
+      this.#refuse(session, undefined, 'null', rpcErrors.invalid(value.length === 0 ? 'empty batch' : 'unreadable batch'), 'invalidRequest', 'ERR_BAD_MESSAGE');
       return;
     }
     const batch = new Batch();
@@ -229,9 +229,10 @@ export class JsonRpcAdapter implements Adapter {
   // ── from the upstream ──────────────────────────────────────────────────
   onUpstreamMessage(data: Buffer, isBinary: boolean): void {
     if (!isBinary && firstByte(data) === 0x5b) {
-      const spans = arrayElements(data);
-      if (spans) {
-        for (const [start, end] of spans) this.#fromUpstream(data.subarray(start, end));
+      // A batch answer (the hub sends none, but a node may): route each member on its own.
+      const members = arrayElements(data)?.map(([start, end]) => data.subarray(start, end));
+      if (members?.some((m) => objectMembers(m) !== undefined)) {
+        for (const member of members) if (!this.#fromUpstream(member)) this.#ctx.broadcast(member, false);
         return;
       }
     }

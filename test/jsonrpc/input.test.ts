@@ -130,6 +130,18 @@ test('jsonrpc: ids and results keep their exact bytes (1.0, escapes, big integer
   assert.equal(texts(w).filter((t) => t.includes('"result":{"big":123456789012345678901234567890,"float":1.0,"text":"caf\\u00e9"}')).length, 3);
 });
 
+test('jsonrpc: node frames that are not answers reach every session; a node batch answer is routed member by member', async () => {
+  const [a, b] = [await attach(), await attach()];
+  a.send(rpc('test_batchReply', [], 'br'));
+  const routed = await answer(a, 'br');
+  assert.equal(routed.result, 'in-array');
+  assert.equal(answersTo(b, 'br').length, 0);
+  const notice = '{"jsonrpc":"2.0","method":"node_notice","params":{"text":"maintenance"}}';
+  node!.sendRaw(notice);
+  node!.sendRaw('not json');
+  for (const w of [a, b]) await eventually(() => texts(w).includes(notice) && texts(w).includes('not json'), 'the node\'s notice and garbage at every session');
+});
+
 test('jsonrpc: maxInFlight and maxSubscriptions refuse the excess with -32005 and a stable code', async () => {
   const w = await attach();
   for (let i = 1; i <= 6; i++) w.send(rpc('test_hang', [], i));
