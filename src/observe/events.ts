@@ -49,6 +49,11 @@ export class StatsEvents {
   }
 
   handle(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store' });
+      res.end();
+      return;
+    }
     if (this.#closed || this.#clients.size >= this.#options.maxClients) {
       res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '5' });
       res.end(this.#closed ? 'shutting down\n' : `too many /events clients (max ${this.#options.maxClients})\n`);

@@ -62,6 +62,8 @@ test('/events pushes a snapshot on connect and at once on an upstream state chan
   const second = follow(base);
   cleanups.push(second.close);
   assert.equal(await second.status, 503);
+  const head = await fetch(`${base}/events`, { method: 'HEAD', signal: AbortSignal.timeout(5000) });
+  assert.equal(head.status, 200, 'HEAD answers without holding a stream open');
 
   await feed.close();
   const pushed = await eventually(() => stream.snapshots.find((s) => s.upstreams[0]!.client.state !== 'open'), 'a push showing the upstream down', 5000);
