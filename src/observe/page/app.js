@@ -144,7 +144,6 @@ function renderUpstreams(s) {
     q('url').title = c.url;
     const last = u.history[u.history.length - 1];
     q('reason').textContent = c.state === 'open' ? '' : (last ? last.reason : '');
-    q('reason').style.display = c.state === 'open' || !last ? 'none' : '';
     const entry = chartFor(u.name, q('chart'));
     sample(entry, u, s.now);
     const rate = entry.data[1].length ? entry.data[1][entry.data[1].length - 1] : 0;
