@@ -66,6 +66,29 @@ test('jsonrpc: 8 workers with colliding ids each get exactly their own answers, 
   assert.equal(adapter().snapshot().inFlight, 0);
 });
 
+test('jsonrpc: a burst of 100 requests from each worker — 800 answers, each exactly once and to its asker', async () => {
+  assert.ok(hub && node);
+  const before = workers.map((w) => texts(w).length);
+  const burstId = (k: number): number | string => (k % 2 ? 1000 + k : `b${k}`);
+  workers.forEach((w, i) => {
+    for (let k = 0; k < 100; k++) w.send(rpc('eth_call', [{ worker: i, k }], burstId(k)));
+  });
+  for (const [i, w] of workers.entries()) {
+    await eventually(() => texts(w).length - before[i]! >= 100, `worker ${i}'s 100 answers`, 20_000);
+  }
+  await sleep(100);
+  for (const [i, w] of workers.entries()) {
+    assert.equal(texts(w).length - before[i]!, 100, `worker ${i}: exactly 100 new frames`);
+    for (let k = 0; k < 100; k++) {
+      const got = answersTo(w, burstId(k));
+      assert.equal(got.length, 1, `worker ${i} request ${k}`);
+      assert.deepEqual((got[0]!.result as { echo: unknown[] }).echo[0], { worker: i, k });
+    }
+  }
+  assert.equal(new Set(node.callIds).size, 48 + 800);
+  assert.equal(adapter().snapshot().inFlight, 0);
+});
+
 test('jsonrpc: subscriptions are deduplicated at the node; each call gets its own local id', async () => {
   assert.ok(hub && node);
   workers.forEach((w, i) => {
