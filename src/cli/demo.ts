@@ -45,7 +45,7 @@ export async function demo(flags: DemoFlags): Promise<void> {
     logLevel: flags.logLevel ?? 'warn',
     upstreams: { feed: demoUpstreamConfig(feed.url) },
   });
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true });
   const running = await startHub(config, logger);
   const tcpAddress = running.hub.server.addresses().tcp;
   const status = running.httpAddress ? `http://${running.httpAddress.host}:${running.httpAddress.port}/` : '(no --http)';

@@ -33,6 +33,7 @@ export function buildRawConfig(flags: ServeFlags): Record<string, unknown> {
   if (flags.http) out.http = flags.http;
   if (flags.logLevel) out.logLevel = flags.logLevel;
   if (flags.token) out.token = flags.token;
+  if (flags.readyWhen) out.readyWhen = flags.readyWhen;
   const upstreams = { ...((out.upstreams as Record<string, Record<string, unknown>> | undefined) ?? {}) };
   for (const spec of flags.upstream ?? []) {
     const eq = spec.indexOf('=');
@@ -141,7 +142,7 @@ export function handleSignals(running: RunningHub, reload: (() => HubConfig) | u
 
 export async function serve(flags: ServeFlags): Promise<void> {
   const config = resolveConfig(buildRawConfig(flags));
-  const readyWhen = flags.readyWhen === undefined ? undefined : parseReadyWhen(flags.readyWhen);
+  const readyWhen = config.readyWhen === undefined ? undefined : parseReadyWhen(config.readyWhen);
   const running = await startHub(config, daemonLogger(config), readyWhen === undefined ? {} : { readyWhen });
   handleSignals(running, flags.config ? () => resolveConfig(buildRawConfig(flags)) : undefined);
 }

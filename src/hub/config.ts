@@ -106,6 +106,8 @@ const configSchema = z.strictObject({
   tcp: hostPort.optional(),
   http: hostPort.optional(),
   token: z.string().min(1).optional(),
+  /** /healthz is 200 when: `all` required upstreams are open (default), `any`, `none`, or `name,name`. */
+  readyWhen: z.string().min(1).optional(),
   allowedOrigins: z.array(z.string().min(1)).optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   slowConsumer: z.enum(SLOW_CONSUMER_POLICIES as [string, ...string[]]).default('drop-oldest'),
@@ -119,6 +121,7 @@ export interface HubConfig {
   tcp?: { host: string; port: number } | undefined;
   http?: { host: string; port: number } | undefined;
   token?: string | undefined;
+  readyWhen?: string | undefined;
   allowedOrigins?: string[] | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   slowConsumer: 'drop-oldest' | 'conflate' | 'disconnect';
@@ -219,6 +222,7 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
     tcp: c.tcp === undefined ? undefined : parseHostPort(c.tcp, 'tcp'),
     http: c.http === undefined ? undefined : parseHostPort(c.http, 'http'),
     token: c.token,
+    readyWhen: c.readyWhen,
     allowedOrigins: c.allowedOrigins,
     logLevel: c.logLevel,
     slowConsumer: c.slowConsumer as HubConfig['slowConsumer'],

@@ -279,16 +279,13 @@ export class Hub extends EventEmitter<HubEvents> {
     const connection = this.#register(outbound, 'transparent');
     connection.sessions.set(up.name, session);
     up.route.attach(session);
-    this.log.info({ session: s.id, upstream: up.name, transport: s.peer.transport, remoteAddress: s.peer.remoteAddress, group: session.group }, 'session attached');
+    this.log.info({ session: s.id, mode: 'transparent', upstream: up.name, transport: s.peer.transport, remoteAddress: s.peer.remoteAddress, group: session.group }, 'session attached');
     s.ws.on('message', (data: Buffer, isBinary: boolean) => {
       session.messagesIn++;
       session.bytesIn += data.length;
       outbound.messagesIn++;
       outbound.bytesIn += data.length;
       this.sessionMessage(session, data, isBinary);
-    });
-    s.ws.once('close', (code: number, reason: Buffer) => {
-      this.log.info({ session: s.id, upstream: up.name, code, reason: reason.toString() }, 'session detached');
     });
   }
 
@@ -334,7 +331,14 @@ export class Hub extends EventEmitter<HubEvents> {
   #register(outbound: Outbound, mode: Connection['mode']): Connection {
     const connection: Connection = { mode, outbound, sessions: new Map() };
     this.connections.set(outbound.id, connection);
-    outbound.ws.once('close', () => {
+    const peer = { transport: outbound.peer.transport, remoteAddress: outbound.peer.remoteAddress };
+    if (mode === 'envelope') this.log.info({ session: outbound.id, mode, ...peer }, 'session attached');
+    outbound.ws.once('close', (code: number, reason: Buffer) => {
+      const st = outbound.stats();
+      this.log.info(
+        { session: outbound.id, mode, ...peer, upstreams: [...connection.sessions.values()].map((x) => x.upstream), code, reason: reason.toString(), messagesOut: st.messagesOut, dropped: st.dropped },
+        'session detached',
+      );
       for (const session of connection.sessions.values()) this.upstreams.get(session.upstream)?.route.detach(session);
       outbound.markClosed();
       this.connections.delete(outbound.id);

@@ -77,3 +77,9 @@ test('--upstream without NAME=URL is refused', () => {
   assert.equal(res.status, 2);
   assert.match(res.stderr, /--upstream: expected NAME=URL, got "nourl"/);
 });
+
+test('readyWhen in the config file is checked like --ready-when: an unknown upstream is refused', () => {
+  const r = serve(good('http: 127.0.0.1:0\nreadyWhen: feed,nosuch\n'));
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /ERR_INVALID_OPTION: .*unknown upstream "nosuch"; configured: feed/);
+});
