@@ -130,3 +130,32 @@ test('jsonrpc: a request the node never answers gets "request timed out" after r
   assert.equal(stats.inFlight, 0);
   assert.equal(upstream().route.counters.sessionErrors.ERR_REQUEST_TIMEOUT, 1);
 });
+
+test('jsonrpc: an upstream closed for good answers every waiting request "upstream closed" before the session is closed', async () => {
+  const fatalNode = new NodeServer();
+  await fatalNode.ready();
+  const fatalHub = await startTestHub({ node: nodeUpstream(fatalNode.url, { fatalCloseCodes: [4001] }) });
+  try {
+    await eventually(() => fatalHub.hub.upstreams.get('node')!.client.state === 'open', 'the hub to connect to the node');
+    const w = rpcWorker(fatalHub.url('node'));
+    workers.push(w);
+    await w.opened();
+    fatalNode.holdSubscribes = true;
+    w.send(rpc('test_hang', [], 'h'));
+    w.send(rpc('eth_subscribe', ['newHeads'], 's'));
+    await eventually(() => fatalNode.requests.get('test_hang') === 1 && fatalNode.requests.get('eth_subscribe') === 1, 'both at the node');
+    fatalNode.closeClients(4001, 'key revoked');
+    for (const id of ['h', 's']) {
+      const closed = await answer(w, id, `the answer to ${id}`);
+      assert.deepEqual(closed.error, { code: -32000, message: 'upstream closed', data: { code: 'ERR_UPSTREAM_UNAVAILABLE', upstream: 'node' } });
+    }
+    const close = await w.waitFor('close');
+    assert.equal(close.code, 1011);
+    const stats = (fatalHub.hub.upstreams.get('node')!.adapter as JsonRpcAdapter).snapshot();
+    assert.equal(stats.inFlight, 0);
+    assert.equal(stats.errors.upstreamLost, 2);
+  } finally {
+    await fatalHub.close();
+    await fatalNode.close();
+  }
+});
