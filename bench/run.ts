@@ -12,6 +12,9 @@
  * slow job; nothing about speed is asserted. The exit code is 1 when a scenario
  * failed, 2 on a usage error.
  *
+ * After the scenarios, bench/report.ts turns the results into bench/REPORT.md
+ * with charts (quick mode: dist/bench/report-quick/REPORT.md instead).
+ *
  * To add a scenario: write bench/<name>.ts whose default export is a
  * {@link BenchScenario}, and add it to {@link SCENARIOS}.
  */
@@ -19,11 +22,16 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { arch, cpus, platform, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import connectStorm from './connect-storm.js';
+import attachStorm from './attach-storm.js';
+import limits from './limits.js';
+import memory from './memory.js';
 import relay from './relay.js';
+import { writeReport } from './report.js';
+import slowConsumer from './slow-consumer.js';
 import type { BenchOptions, BenchResult, BenchScenario } from './scenario.js';
 
 /** Every scenario, in the order `npm run bench` runs them. */
-export const SCENARIOS: readonly BenchScenario[] = [connectStorm, relay];
+export const SCENARIOS: readonly BenchScenario[] = [limits, relay, slowConsumer, connectStorm, attachStorm, memory];
 
 /** Upper bound on one scenario in quick mode; the whole quick suite must stay < 2 min. */
 export const QUICK_SCENARIO_BUDGET_MS = 90_000;
@@ -104,6 +112,12 @@ async function main(argv: readonly string[]): Promise<number> {
       console.error(`${scenario.name}: FAILED: ${err instanceof Error ? err.message : String(err)}`);
     }
     writeFileSync(file, JSON.stringify(record, null, 2) + '\n');
+  }
+  try {
+    console.log(`report → ${await writeReport(opts.quick)}`);
+  } catch (err) {
+    failed++;
+    console.error(`report: FAILED: ${err instanceof Error ? err.message : String(err)}`);
   }
   return failed > 0 ? 1 : 0;
 }

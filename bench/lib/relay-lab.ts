@@ -49,17 +49,23 @@ export interface ThroughputRun {
   size: number;
   /** Messages delivered per second, summed over workers. */
   deliveredPerSec: number;
+  /** Messages per second summed over the workers pacing the run (all of them unless one is stalled). */
+  consumersDeliveredPerSec: number;
   /** Slowest worker's share: its rate × workers / total (1 = perfectly even). */
   evenness: number | undefined;
   /** CPU seconds of the fan-out process per million delivered messages. */
   fanoutCpuPerM: number | undefined;
   /** CPU seconds of the source process per million delivered messages. */
   sourceCpuPerM: number | undefined;
+  /** CPU seconds of all worker processes together per million delivered messages. */
+  workersCpuPerM: number | undefined;
   fanoutRssMiB: number;
   /** Hub only: frames the hub dropped during the run (must be 0). */
   hubDropped?: number;
   sent: number;
   measureMs: number;
+  /** When the run was repeated: every repetition's msg/s (the fields above are the median's). */
+  repetitions?: number[];
 }
 
 export interface LatencyRun {
@@ -178,10 +184,9 @@ export class RelayLab {
     this.workers.push(...(await Promise.all(forks)));
   }
 
-  /** Connect workers 0…n-1 to a system (ack cadence for `size`) and wait until the system sees them all. */
+  /** Connect workers 0…n-1 to a system (ack cadence for `size` until a run sets its own) and wait until the system sees them all. */
   async connect(system: System, n: number, size: number): Promise<void> {
-    const ackEvery = Math.max(1, Math.floor(windowFor(size) / 4));
-    await Promise.all(this.workers.slice(0, n).map((w) => w.call('connect', { ...system.connect, ackEvery })));
+    await Promise.all(this.workers.slice(0, n).map((w) => w.call('connect', { ...system.connect, ackEvery: ackEveryFor(size) })));
     if (system.target) {
       // The hub's session (or the direct client) must be registered before the first message.
       const deadline = Date.now() + 5000;
@@ -221,7 +226,7 @@ export class RelayLab {
    */
   async throughput(system: System, n: number, size: number, warmMs: number, measureMs: number, consumers = [...Array(n).keys()]): Promise<ThroughputRun> {
     const workers = this.workers.slice(0, n);
-    await Promise.all(workers.map((w) => w.call('reset', { latency: false })));
+    await Promise.all(workers.map((w) => w.call('reset', { latency: false, ackEvery: ackEveryFor(size) })));
     const hub0 = system.hub ? await this.hubCounters() : undefined;
     await system.source.call('run', { size, target: system.target, consumers, window: windowFor(size) });
     let sent = 0;
@@ -231,11 +236,13 @@ export class RelayLab {
       const t0 = performance.now();
       const f0 = cpuSeconds(system.fanoutPid);
       const s0 = cpuSeconds(system.source.pid);
+      const w0 = workers.reduce((a, w) => a + cpuSeconds(w.pid), 0);
       await sleep(measureMs);
       const c1 = await this.#counts(workers);
       const t1 = performance.now();
       const f1 = cpuSeconds(system.fanoutPid);
       const s1 = cpuSeconds(system.source.pid);
+      const w1 = workers.reduce((a, w) => a + cpuSeconds(w.pid), 0);
       sent = (await system.source.call<{ sent: number }>('stop')).sent;
       const per = c1.map((v, i) => v - c0[i]!);
       const delivered = per.reduce((a, b) => a + b, 0);
@@ -250,9 +257,11 @@ export class RelayLab {
         workers: n,
         size,
         deliveredPerSec: Math.round(delivered / seconds),
+        consumersDeliveredPerSec: Math.round(consumerTotal / seconds),
         evenness: consumerTotal > 0 ? round((minRate * consumerRates.length) / consumerTotal, 3) : undefined,
         fanoutCpuPerM: millions > 0 ? round((f1 - f0) / millions, 3) : undefined,
         sourceCpuPerM: millions > 0 ? round((s1 - s0) / millions, 3) : undefined,
+        workersCpuPerM: millions > 0 ? round((w1 - w0) / millions, 3) : undefined,
         fanoutRssMiB: round(rssBytes(system.fanoutPid) / 2 ** 20, 1)!,
         ...(hub0 && hub1 ? { hubDropped: hub1.dropped - hub0.dropped } : {}),
         sent,
@@ -268,13 +277,13 @@ export class RelayLab {
   /** Fixed-rate run: every message's latency from source to worker, over `measureMs` after `warmMs`. */
   async latency(system: System, n: number, size: number, rate: number, warmMs: number, measureMs: number, consumers = [...Array(n).keys()], measured = consumers): Promise<LatencyRun> {
     const workers = this.workers.slice(0, n);
-    await Promise.all(workers.map((w) => w.call('reset', { latency: false })));
+    await Promise.all(workers.map((w) => w.call('reset', { latency: false, ackEvery: ackEveryFor(size) })));
     const hub0 = system.hub ? await this.hubCounters() : undefined;
     await system.source.call('run', { size, target: system.target, consumers, window: windowFor(size), rate });
     let stopped: { skipped: number } | undefined;
     try {
       await sleep(warmMs);
-      await Promise.all(workers.map((w) => w.call('reset', { latency: true })));
+      await Promise.all(workers.map((w) => w.call('reset', { latency: true, ackEvery: ackEveryFor(size) })));
       const t0 = performance.now();
       await sleep(measureMs);
       const reports = await Promise.all(measured.map((i) => this.workers[i]!.call<{ messages: number; latencyMicros: number[] }>('report', undefined, 60_000)));
@@ -312,6 +321,11 @@ export class RelayLab {
     await this.group.killAll();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Workers ack four times per window, so the source never waits a whole window for news. */
+export function ackEveryFor(size: number): number {
+  return Math.max(1, Math.floor(windowFor(size) / 4));
 }
 
 /** Percentile of an already sorted array (nearest rank). */
