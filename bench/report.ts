@@ -93,7 +93,9 @@ function latencyChart(latency: LatencyRun[]): TopLevelSpec {
       encoding: {
         x: { field: 'percentile', type: 'nominal', sort: ['p50', 'p99', 'p999'], title: null },
         xOffset: { field: 'system', sort: ['wshub', 'ws', 'socket.io', 'nats'] },
-        y: { field: 'micros', type: 'quantitative', scale: { type: 'log' }, title: 'µs (log scale)' },
+        y: { field: 'micros', type: 'quantitative', scale: { type: 'log', domainMin: 10 }, title: 'µs (log scale)' },
+        // A log scale has no zero: bars start at 10 µs.
+        y2: { datum: 10 },
         color: { field: 'system', type: 'nominal', sort: ['wshub', 'ws', 'socket.io', 'nats'], scale: { range: ['#d62728', '#1f77b4', '#9467bd', '#2ca02c'] }, title: null },
       },
     },
