@@ -29,6 +29,8 @@ import type { Adapter, AdapterContext } from './types.js';
 export const DEFAULT_JSON_ACK = '{"result":null,"id":{id}}';
 export const DEFAULT_JSON_ID_FIELD = 'id';
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** Hub ids of abandoned requests remembered, so their late answers are recognized and dropped. */
+const RETIRED_IDS_KEPT = 10_000;
 
 export interface JsonAdapterOptions {
   /** Field path of the topic in upstream messages, dotted (`arg.channel`). */
@@ -80,6 +82,8 @@ export class JsonAdapter implements Adapter {
   #nextId = 1;
   #sweeper: NodeJS.Timeout | undefined;
   #upstreamSubscribes = 0;
+  readonly #retired = new Set<number>();
+  #orphanAnswers = 0;
   #upstreamUnsubscribes = 0;
 
   constructor(ctx: AdapterContext, options: JsonAdapterOptions) {
@@ -118,9 +122,14 @@ export class JsonAdapter implements Adapter {
 
   onSessionClose(session: Session): void {
     for (const [hubId, pending] of this.#pending) {
-      if (pending.join?.session === session && pending.kind === 'request') this.#pending.delete(hubId);
+      if (pending.join?.session === session && pending.kind === 'request') {
+        this.#pending.delete(hubId);
+        this.#retire(hubId);
+      }
     }
-    for (const state of this.#topics.values()) state.waiting = state.waiting.filter((j) => j.session !== session);
+    for (const state of this.#topics.values()) {
+      if (state.waiting.length > 0) state.waiting = state.waiting.filter((j) => j.session !== session);
+    }
   }
 
   onTopicAbandoned(topic: string): void {
@@ -136,17 +145,25 @@ export class JsonAdapter implements Adapter {
     }
     const topic = getPath(message, this.#topicPath);
     if (typeof topic === 'string' || typeof topic === 'number') {
-      this.#ctx.publish(String(topic), data, isBinary);
+      this.#ctx.publish(String(topic), data, isBinary, true);
       return;
     }
     const id = (message as Record<string, unknown>)[this.#idField];
-    const pending = typeof id === 'number' ? this.#pending.get(id) : undefined;
-    if (pending) {
-      this.#pending.delete(id as number);
-      this.#answer(pending, message as Record<string, unknown>);
-      return;
+    if (typeof id === 'number') {
+      const pending = this.#pending.get(id);
+      if (pending) {
+        this.#pending.delete(id);
+        this.#retire(id);
+        this.#answer(pending, message as Record<string, unknown>);
+        return;
+      }
+      if (this.#retired.has(id)) {
+        // An answer nobody waits for any more (asker left, timed out, reconnect replay): never to other sessions.
+        this.#orphanAnswers++;
+        return;
+      }
     }
-    this.#ctx.broadcast(data, isBinary);
+    this.#ctx.broadcast(data, isBinary, true);
   }
 
   onUpstreamOpen(): void {
@@ -163,6 +180,7 @@ export class JsonAdapter implements Adapter {
   onUpstreamDown(): void {
     for (const [hubId, pending] of this.#pending) {
       this.#pending.delete(hubId);
+      this.#retire(hubId);
       if (pending.kind === 'request' && pending.join) {
         this.#ctx.sessionError(pending.join.session, new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.#ctx.upstream} dropped with request ${String(pending.join.id)} in flight`, { details: { requestId: pending.join.id } }));
       } else if (pending.kind === 'unsubscribe' && pending.join) {
@@ -196,6 +214,7 @@ export class JsonAdapter implements Adapter {
       upstreamTopics: this.#topics.size,
       upstreamSubscribes: this.#upstreamSubscribes,
       upstreamUnsubscribes: this.#upstreamUnsubscribes,
+      orphanAnswers: this.#orphanAnswers,
     };
   }
 
@@ -284,6 +303,15 @@ export class JsonAdapter implements Adapter {
     this.#ctx.reply(join.session, text);
   }
 
+  /** Remember a hub id whose answer, if it still comes, belongs to no one (bounded: the oldest are forgotten). */
+  #retire(hubId: number): void {
+    this.#retired.add(hubId);
+    if (this.#retired.size > RETIRED_IDS_KEPT) {
+      const oldest = this.#retired.values().next().value;
+      if (oldest !== undefined) this.#retired.delete(oldest);
+    }
+  }
+
   #newId(): number {
     const id = this.#nextId;
     this.#nextId = this.#nextId >= Number.MAX_SAFE_INTEGER ? 1 : this.#nextId + 1;
@@ -301,6 +329,7 @@ export class JsonAdapter implements Adapter {
     for (const [hubId, pending] of this.#pending) {
       if (pending.deadline > now) continue;
       this.#pending.delete(hubId);
+      this.#retire(hubId);
       if (pending.join && pending.kind === 'request') {
         this.#ctx.sessionError(pending.join.session, new WshubError('ERR_REQUEST_TIMEOUT', `upstream ${this.#ctx.upstream} did not answer request ${String(pending.join.id)} within ${this.#timeoutMs} ms`, { details: { requestId: pending.join.id } }));
       }

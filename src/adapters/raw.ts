@@ -43,7 +43,9 @@ export class RawAdapter implements Adapter {
 
   onUpstreamMessage(data: Buffer, isBinary: boolean): void {
     this.#ctx.publish(RAW_TOPIC, data, isBinary);
+    // Parse only when someone subscribed to a topic other than "*".
     if (!this.#topicPath || isBinary || data[0] !== 0x7b) return;
+    if (this.#ctx.topicCount() <= (this.#ctx.hasSubscribers(RAW_TOPIC) ? 1 : 0)) return;
     let topic: unknown;
     try {
       topic = getPath(JSON.parse(data.toString('utf8')), this.#topicPath);
@@ -51,7 +53,7 @@ export class RawAdapter implements Adapter {
       return;
     }
     if ((typeof topic === 'string' || typeof topic === 'number') && this.#ctx.hasSubscribers(String(topic))) {
-      this.#ctx.publish(String(topic), data, isBinary);
+      this.#ctx.publish(String(topic), data, isBinary, true);
     }
   }
 

@@ -10,6 +10,7 @@
  * {@link AdapterContext}; the adapter never touches sockets.
  */
 import type { WshubError } from '../errors.js';
+import type { SendResult } from '../upstream/types.js';
 import type { Session } from '../hub/session.js';
 
 export type AdapterKind = 'raw' | 'json' | 'jsonrpc';
@@ -18,14 +19,23 @@ export type AdapterKind = 'raw' | 'json' | 'jsonrpc';
 export interface AdapterContext {
   /** Upstream name, for logs. */
   readonly upstream: string;
-  /** Send to the upstream (queued while it is down); `session` is who caused it, for drop attribution. */
-  sendUpstream(data: Buffer | string, isBinary: boolean, session: Session | undefined): void;
+  /**
+   * Send to the upstream (queued while it is down); `session` is who caused it,
+   * for drop attribution. A refusal (queue full or disabled, upstream closed)
+   * is returned here and also told to the session (`Session.onError`), as is a
+   * later expiry in the queue.
+   */
+  sendUpstream(data: Buffer | string, isBinary: boolean, session: Session | undefined): SendResult;
   /** Send to one session (a reply, an ack, an error, a notification rewritten for it); `topic` lets conflation apply. */
   reply(session: Session, data: Buffer | string, isBinary?: boolean, topic?: string): void;
-  /** Fan a message out to the subscribers of `topic` (one per group), remembering it as the topic's snapshot. */
-  publish(topic: string, data: Buffer, isBinary: boolean): void;
+  /**
+   * Fan a message out to the subscribers of `topic` (one per group),
+   * remembering it as the topic's snapshot. `json`: the adapter already knows
+   * whether the text is JSON (saves envelope sessions a parse).
+   */
+  publish(topic: string, data: Buffer, isBinary: boolean, json?: boolean): void;
   /** Fan a message out to every session of the upstream (one per group). */
-  broadcast(data: Buffer, isBinary: boolean): void;
+  broadcast(data: Buffer, isBinary: boolean, json?: boolean): void;
   /**
    * Add `session` to `topic`; returns true when it is the topic's first subscriber
    * (the adapter then subscribes upstream). Delivers the topic's snapshot (its
@@ -39,6 +49,8 @@ export interface AdapterContext {
   liveTopics(): Iterable<string>;
   /** Whether `topic` has at least one subscriber. */
   hasSubscribers(topic: string): boolean;
+  /** How many topics have subscribers. */
+  topicCount(): number;
   /** Whether the upstream is open right now. */
   upstreamOpen(): boolean;
   /** Report a session's bad input: counted, logged; the adapter also replies in the protocol's own way. */

@@ -35,6 +35,8 @@ interface PendingRequest {
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
+  /** Written to a connection (else still queued, waiting for one). */
+  written: boolean;
 }
 
 const subKey = (upstream: string, topic: string, group: string | undefined): string => `${upstream}\u0000${topic}\u0000${group ?? ''}`;
@@ -48,10 +50,11 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   #attempt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
   /** Local subscriptions by hub subscription key. */
-  readonly #subs = new Map<string, { snapshot: boolean; sent: boolean; locals: Set<Subscription> }>();
+  readonly #subs = new Map<string, { upstream: string; topic: string; snapshot: boolean; sent: boolean; locals: Set<Subscription> }>();
   readonly #pending = new Map<string | number, PendingRequest>();
   #nextId = 1;
-  #queued: Array<string | Buffer> = [];
+  /** Frames sent while disconnected; a `req` frame carries its id so a failed request is never sent later. */
+  #queued: Array<{ payload: string | Buffer; reqId?: number }> = [];
   #paused = false;
   #needDrain = false;
   #welcome: Promise<void>;
@@ -89,7 +92,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     let entry = this.#subs.get(key);
     const sub = new Subscription(upstream, topic, options.group, (s) => this.#release(key, s), () => this.#maybeResume());
     if (!entry) {
-      entry = { snapshot: options.snapshot ?? false, sent: false, locals: new Set() };
+      entry = { upstream, topic, snapshot: options.snapshot ?? false, sent: false, locals: new Set() };
       this.#subs.set(key, entry);
       if (this.#state === 'open') this.#sendSub(key, entry);
     }
@@ -119,10 +122,19 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
+        this.#unqueue(id);
         reject(new WshubError('ERR_REQUEST_TIMEOUT', `request ${id} to ${upstream}: no answer within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.#pending.set(id, { resolve, reject, timer });
-      this.#sendRaw(JSON.stringify({ op: 'req', id, upstream, data }));
+      const pending: PendingRequest = { resolve, reject, timer, written: false };
+      this.#pending.set(id, pending);
+      try {
+        pending.written = this.#state === 'open' && this.#ws !== undefined;
+        this.#sendRaw(JSON.stringify({ op: 'req', id, upstream, data }), id);
+      } catch (err) {
+        clearTimeout(timer);
+        this.#pending.delete(id);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      }
     });
   }
 
@@ -131,7 +143,8 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     if (this.#state === 'closed') return;
     this.#setState('closed', 'closed by the application');
     clearTimeout(this.#retryTimer);
-    this.#failAll(new WshubError('ERR_CLOSED', 'HubClient closed'));
+    this.#failAll(new WshubError('ERR_CLOSED', 'HubClient closed'), true);
+    this.#queued = [];
     for (const entry of this.#subs.values()) for (const s of entry.locals) s.end();
     this.#subs.clear();
     const ws = this.#ws;
@@ -172,7 +185,12 @@ export class HubClient extends EventEmitter<HubClientEvents> {
       if (env) this.#dispatch({ upstream: env.upstream, topic: env.topic || undefined, binary: Buffer.from(env.payload) });
       return;
     }
-    const frame = JSON.parse(data.toString('utf8')) as HubFrame;
+    let frame: HubFrame;
+    try {
+      frame = JSON.parse(data.toString('utf8')) as HubFrame;
+    } catch {
+      return; // not from a wshub hub; nothing to do with it
+    }
     switch (frame.op) {
       case 'welcome':
         this.#attempt = 0;
@@ -215,9 +233,8 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   }
 
   #dispatch(message: HubMessage): void {
-    for (const [key, entry] of this.#subs) {
-      const [upstream, topic] = key.split('\u0000');
-      if (upstream !== message.upstream || (topic !== message.topic && topic !== '*')) continue;
+    for (const entry of this.#subs.values()) {
+      if (entry.upstream !== message.upstream || (entry.topic !== message.topic && entry.topic !== '*')) continue;
       for (const s of entry.locals) {
         s.push(message);
         if (s.buffered > this.#options.maxBuffered && !this.#paused && this.#ws) {
@@ -262,12 +279,12 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     if (this.#state === 'open') this.#ws?.send(JSON.stringify(frame));
   }
 
-  #sendRaw(payload: string | Buffer): boolean {
+  #sendRaw(payload: string | Buffer, reqId?: number): boolean {
     if (this.#state === 'closed') throw new WshubError('ERR_CLOSED', 'HubClient is closed');
     const ws = this.#ws;
     if (this.#state !== 'open' || !ws) {
       if (this.#queued.length >= this.#options.maxQueuedSends) throw new WshubError('ERR_QUEUE_FULL', `HubClient: ${this.#queued.length} sends already queued while disconnected`);
-      this.#queued.push(payload);
+      this.#queued.push(reqId === undefined ? { payload } : { payload, reqId });
       return false;
     }
     ws.send(payload, { binary: Buffer.isBuffer(payload) });
@@ -295,13 +312,30 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   #flushQueued(): void {
     const queued = this.#queued;
     this.#queued = [];
-    for (const payload of queued) this.#ws?.send(payload, { binary: Buffer.isBuffer(payload) });
+    for (const { payload, reqId } of queued) {
+      this.#ws?.send(payload, { binary: Buffer.isBuffer(payload) });
+      const pending = reqId === undefined ? undefined : this.#pending.get(reqId);
+      if (pending) pending.written = true;
+    }
   }
 
-  #failAll(err: Error): void {
+  #unqueue(reqId: number): void {
+    this.#queued = this.#queued.filter((q) => q.reqId !== reqId);
+  }
+
+  /**
+   * The connection was lost: requests written to it fail (their answer can't
+   * come). Requests still queued stay queued for the next connection, until
+   * their own timeout; a failed or timed-out request is taken out of the queue,
+   * so it is never sent after its caller heard it failed. With `all`, queued
+   * ones fail too (the client is closing).
+   */
+  #failAll(err: Error, all = false): void {
     for (const [id, p] of this.#pending) {
+      if (!p.written && !all) continue;
       clearTimeout(p.timer);
       this.#pending.delete(id);
+      if (typeof id === 'number') this.#unqueue(id);
       p.reject(err);
     }
   }

@@ -22,11 +22,16 @@ import { Session } from './session.js';
 export const DEFAULT_MAX_ENVELOPE_BYTES = 1024 * 1024;
 /** `lagged` notices are coalesced per connection and sent at most this often. @default 250 */
 export const DEFAULT_LAGGED_INTERVAL_MS = 250;
+/** Sessions (upstream × group) one envelope connection may hold; more → `ERR_TOO_MANY_SUBSCRIPTIONS`. @default 256 */
+export const DEFAULT_MAX_ENVELOPE_SESSIONS = 256;
 
 export interface EnvelopeOptions {
   maxEnvelopeBytes?: number;
   laggedIntervalMs?: number;
+  maxSessions?: number;
 }
+
+const sessionKey = (upstream: string, group: string | undefined): string => `${upstream}\u0000${group ?? ''}`;
 
 function control(frame: HubFrame): Frame {
   return frameMessage(Buffer.from(JSON.stringify(frame)), false);
@@ -35,7 +40,7 @@ function control(frame: HubFrame): Frame {
 /** Wrap an upstream frame for envelope sessions; shared upstream frames are wrapped once. */
 function wrap(frame: Frame, upstream: string, topic: string | undefined): Frame {
   if (frame.isBinary) return frameMessage(encodeBinary(upstream, topic ?? '', frame.payload), true);
-  if (isJson(frame.payload)) return frameMessage(encodeJsonMessage(upstream, topic, frame.payload), false);
+  if (frame.json ?? isJson(frame.payload)) return frameMessage(encodeJsonMessage(upstream, topic, frame.payload), false);
   return frameMessage(encodeTextMessage(upstream, topic, frame.payload.toString('utf8')), false);
 }
 
@@ -48,6 +53,8 @@ class EnvelopeConnection {
   readonly #requests = new Map<string, Set<string | number>>();
   readonly #lagged = new Map<string, { upstream: string | undefined; topic: string | undefined; reason: string; count: number }>();
   #lagTimer: NodeJS.Timeout | undefined;
+  /** The frame being handled: errors raised while handling it (synchronously) answer its id, and it gets no `ack`. */
+  #current: { id: string | number | undefined; failed: boolean } | undefined;
 
   constructor(hub: Hub, s: ServerSession, outbound: Outbound, options: Required<EnvelopeOptions>) {
     this.#hub = hub;
@@ -57,7 +64,14 @@ class EnvelopeConnection {
     s.ws.on('message', (data: Buffer, isBinary: boolean) => {
       outbound.messagesIn++;
       outbound.bytesIn += data.length;
-      this.#onFrame(data, isBinary);
+      try {
+        this.#onFrame(data, isBinary);
+      } catch (err) {
+        // Whatever one frame does (deep nesting, a bug), it costs that frame, never the process or other connections.
+        this.#error('ERR_ENVELOPE_INVALID', `frame refused: ${(err as Error).message}`.slice(0, 200));
+      } finally {
+        this.#current = undefined;
+      }
     });
     s.ws.once('close', () => clearTimeout(this.#lagTimer));
     this.send({
@@ -74,6 +88,10 @@ class EnvelopeConnection {
 
   send(frame: HubFrame): void {
     this.#outbound.deliverControl(control(frame));
+  }
+
+  sendFrame(frame: Frame): void {
+    this.#outbound.deliverControl(frame);
   }
 
   /** Count a drop; `lagged` frames go out coalesced, at most every laggedIntervalMs. */
@@ -122,7 +140,8 @@ class EnvelopeConnection {
     const id = (raw as { id?: unknown } | null)?.id;
     const replyId = typeof id === 'string' || typeof id === 'number' ? id : undefined;
     if (typeof op !== 'string' || !['sub', 'unsub', 'send', 'req', 'ping'].includes(op)) {
-      return this.#error('ERR_ENVELOPE_UNKNOWN_OP', `unknown op ${JSON.stringify(op)}; expected sub, unsub, send, req or ping`, replyId);
+      const shown = typeof op === 'string' ? JSON.stringify(op.slice(0, 64)) : typeof op === 'undefined' ? 'missing' : `of type ${typeof op}`;
+      return this.#error('ERR_ENVELOPE_UNKNOWN_OP', `op ${shown}; expected sub, unsub, send, req or ping`, replyId);
     }
     const parsed = clientFrameSchema.safeParse(raw);
     if (!parsed.success) {
@@ -135,9 +154,19 @@ class EnvelopeConnection {
   #handle(frame: ClientFrame): void {
     if (frame.op === 'ping') return this.send({ op: 'pong', ...(frame.id === undefined ? {} : { id: frame.id }) });
     const group = frame.op === 'sub' || frame.op === 'unsub' ? frame.group : undefined;
+    if (frame.op === 'unsub' && !this.#connection.sessions.has(sessionKey(frame.upstream, group))) {
+      // Nothing held there: nothing to undo, and no session is created for it.
+      if (frame.id !== undefined) this.send({ op: 'ack', id: frame.id });
+      return;
+    }
     const session = this.#sessionFor(frame.upstream, group);
     if (session instanceof WshubError) return this.#error(session.code, session.message, frame.id);
-    const up = this.#hub.upstreams.get(frame.upstream)!;
+    const up = this.#hub.upstreams.get(frame.upstream);
+    if (!up || session.route !== up.route) return this.#error('ERR_UNKNOWN_UPSTREAM', `upstream ${JSON.stringify(frame.upstream)} is no longer configured`, frame.id);
+    if (up.client.state === 'closed' && frame.op !== 'unsub') {
+      return this.#error('ERR_UPSTREAM_UNAVAILABLE', `upstream ${frame.upstream} is closed: ${up.lastChange?.reason ?? ''}`, frame.id);
+    }
+    this.#current = { id: frame.id, failed: false };
     switch (frame.op) {
       case 'sub': {
         if (!up.adapter.subscribe) {
@@ -162,25 +191,30 @@ class EnvelopeConnection {
         this.#requests.set(frame.upstream, inFlight);
         if (inFlight.has(frame.id)) return this.#error('ERR_DUPLICATE_REQUEST', `request ${JSON.stringify(frame.id)} is still in flight on ${frame.upstream}`, frame.id);
         if (up.config.adapter === 'raw') return this.#error('ERR_BAD_MESSAGE', `upstream ${frame.upstream} (raw) has no request ids to match answers; use send`, frame.id);
-        inFlight.add(frame.id);
         const idField = up.config.idField ?? 'id';
         const payload = Buffer.from(JSON.stringify({ ...frame.data, [idField]: frame.id }));
+        inFlight.add(frame.id);
         session.messagesIn++;
         session.bytesIn += payload.length;
         this.#hub.sessionMessage(session, payload, false);
+        if (this.#current.failed) inFlight.delete(frame.id);
         return; // answered by `res` (or `error`)
       }
     }
-    if (frame.id !== undefined) this.send({ op: 'ack', id: frame.id });
+    // Refused while being handled (e.g. the upstream's queue is full): the `error` already answered this id.
+    if (frame.id !== undefined && !this.#current.failed) this.send({ op: 'ack', id: frame.id });
   }
 
   /** The session of this connection on `upstream` (and `group`), created and attached on first use. */
   #sessionFor(upstream: string, group: string | undefined): Session | WshubError {
-    const key = `${upstream}\u0000${group ?? ''}`;
+    const key = sessionKey(upstream, group);
     const existing = this.#connection.sessions.get(key);
     if (existing) return existing;
     const up = this.#hub.upstreams.get(upstream);
     if (!up) return new WshubError('ERR_UNKNOWN_UPSTREAM', `unknown upstream ${JSON.stringify(upstream)}; configured: ${[...this.#hub.upstreams.keys()].join(', ')}`);
+    if (this.#connection.sessions.size >= this.#options.maxSessions) {
+      return new WshubError('ERR_TOO_MANY_SUBSCRIPTIONS', `this connection already uses ${this.#options.maxSessions} upstream/group combinations`);
+    }
     const idField = up.config.idField ?? 'id';
     const session: Session = new Session({
       id: `${this.#outbound.id}/${upstream}${group ? `/${group}` : ''}`,
@@ -216,6 +250,11 @@ class EnvelopeConnection {
 
   /** The adapter reported a problem with this connection's input or a request (timeout, upstream lost). */
   #onSessionError(upstream: string, error: WshubError): void {
+    if (this.#current) {
+      // Raised while handling a frame: answer that frame.
+      this.#current.failed = true;
+      return this.#error(error.code, error.message, this.#current.id);
+    }
     const id = error.details.requestId;
     if ((typeof id === 'string' || typeof id === 'number') && this.#requests.get(upstream)?.delete(id)) {
       return this.#error(error.code, error.message, id);
@@ -235,6 +274,7 @@ export class EnvelopeServer {
     this.#options = {
       maxEnvelopeBytes: options.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES,
       laggedIntervalMs: options.laggedIntervalMs ?? DEFAULT_LAGGED_INTERVAL_MS,
+      maxSessions: options.maxSessions ?? DEFAULT_MAX_ENVELOPE_SESSIONS,
     };
     hub.envelope = this;
     hub.on('state', (upstream, change) => this.#onState(upstream, change));
@@ -261,6 +301,8 @@ export class EnvelopeServer {
       ...(gap ? { gap } : {}),
       at: change.at,
     };
-    for (const c of this.#connections.values()) c.send(frame);
+    if (this.#connections.size === 0) return;
+    const bytes = control(frame);
+    for (const c of this.#connections.values()) c.sendFrame(bytes);
   }
 }

@@ -36,6 +36,8 @@ export interface Frame {
   readonly payload: Buffer;
   /** The same message wrapped for envelope sessions, built on first use and shared by all of them. */
   envelope?: Frame;
+  /** Whether the payload is known to be JSON text (set by adapters that parsed it). */
+  json?: boolean;
 }
 
 /** Frame `payload` as one final text or binary frame. The payload is copied once. */

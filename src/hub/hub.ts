@@ -25,7 +25,7 @@ import { HardenedServer } from '../server/server.js';
 import type { PeerInfo, Refusal, Session as ServerSession, ServerStats } from '../server/types.js';
 import type { StateChange, UpstreamStats } from '../upstream/types.js';
 import type { HubConfig, UpstreamConfig } from './config.js';
-import { Outbound, type OutboundStats } from './outbound.js';
+import { DEFAULT_END_TIMEOUT_MS, Outbound, type OutboundStats } from './outbound.js';
 import { Session, type SessionStats, type SlowConsumerPolicy, SLOW_CONSUMER_POLICIES } from './session.js';
 import { HubUpstream } from './upstream.js';
 import { EnvelopeServer } from './envelope.js';
@@ -97,6 +97,7 @@ export class Hub extends EventEmitter<HubEvents> {
   /** Drops summed over sessions that already left, so totals never go backwards. */
   readonly #retiredDrops: Record<string, number> = {};
   #closing = false;
+  #reloading: Promise<unknown> = Promise.resolve();
 
   constructor(options: HubOptions) {
     super();
@@ -135,6 +136,13 @@ export class Hub extends EventEmitter<HubEvents> {
    * need a restart and are left as they are (logged).
    */
   async reload(next: HubConfig): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
+    // One reload at a time: two SIGHUPs in a row must not both replace the same upstream.
+    const run = this.#reloading.then(() => this.#reload(next));
+    this.#reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  async #reload(next: HubConfig): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
     const before = new Map(this.#config.upstreams.map((u) => [u.name, JSON.stringify(u)]));
     const after = new Map(next.upstreams.map((u) => [u.name, u]));
     const added: string[] = [];
@@ -145,7 +153,7 @@ export class Hub extends EventEmitter<HubEvents> {
       else if (before.get(name) !== JSON.stringify(after.get(name))) changed.push(name);
     }
     for (const name of after.keys()) if (!before.has(name)) added.push(name);
-    await Promise.all([...removed, ...changed].map((name) => this.#removeUpstream(name, 'upstream removed by config reload')));
+    await Promise.all([...removed, ...changed].map((name) => this.#removeUpstream(name, 'upstream removed by config reload', 1001)));
     for (const name of [...changed, ...added]) {
       const up = this.#addUpstream(after.get(name)!);
       up.start();
@@ -192,6 +200,9 @@ export class Hub extends EventEmitter<HubEvents> {
   async close(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    // Every connection gets what is queued for it, then 1001; new ones are refused meanwhile (authorize).
+    const timeoutMs = this.#config.server.drainTimeoutMs ?? DEFAULT_END_TIMEOUT_MS;
+    await Promise.all([...this.connections.values()].map((c) => c.outbound.end(1001, 'hub shutting down', timeoutMs)));
     await this.server.close();
     await Promise.all([...this.upstreams.values()].map((up) => up.client.close(1000, 'hub shutting down')));
   }
@@ -204,23 +215,44 @@ export class Hub extends EventEmitter<HubEvents> {
   }
 
   #addUpstream(config: UpstreamConfig): HubUpstream {
+    const existing = this.upstreams.get(config.name);
+    if (existing) void this.#removeUpstream(config.name, 'upstream replaced', 1001);
     const up = new HubUpstream(config, this.log);
     up.on('state', (change) => {
       this.emit('state', up.name, change);
-      if (change.to === 'closed' && !this.#closing) {
-        const reason = `upstream closed: ${change.cause?.code ?? change.reason}`.slice(0, 120);
-        for (const session of up.route.sessions) session.ws.close(1011, reason);
+      if (change.to === 'closed' && !this.#closing && this.upstreams.get(up.name) === up) {
+        this.#releaseSessions(up, 1011, `upstream closed: ${change.cause?.code ?? change.reason}`);
       }
     });
     this.upstreams.set(config.name, up);
     return up;
   }
 
-  async #removeUpstream(name: string, reason: string): Promise<void> {
+  /**
+   * An upstream is gone (removed, or closed for good): transparent sessions end
+   * (after what is queued for them) with `code`; envelope sessions only leave
+   * that upstream — their connection serves others, and the `state` frame tells them.
+   */
+  #releaseSessions(up: HubUpstream, code: number, reason: string): void {
+    const text = reason.slice(0, 120);
+    for (const session of [...up.route.sessions]) {
+      if (session.transparent) {
+        void session.outbound.end(code, text, this.#config.server.drainTimeoutMs ?? DEFAULT_END_TIMEOUT_MS);
+      } else {
+        up.route.detach(session);
+        this.connections.get(session.outbound.id)?.sessions.forEach((s, key, map) => {
+          if (s === session) map.delete(key);
+        });
+      }
+    }
+  }
+
+  async #removeUpstream(name: string, reason: string, code: number): Promise<void> {
     const up = this.upstreams.get(name);
     if (!up) return;
     this.upstreams.delete(name);
-    for (const session of up.route.sessions) session.ws.close(1001, reason);
+    up.route.retired = true;
+    this.#releaseSessions(up, code, reason);
     await up.client.close(1000, reason);
   }
 
@@ -237,6 +269,10 @@ export class Hub extends EventEmitter<HubEvents> {
 
   #authorize(_req: IncomingMessage, peer: PeerInfo): Refusal | undefined {
     if (this.#closing) return { status: 503, code: 'ERR_SHUTTING_DOWN', message: 'hub is shutting down' };
+    const policy = peer.query.get('slowConsumer');
+    if (policy !== null && !SLOW_CONSUMER_POLICIES.includes(policy as SlowConsumerPolicy)) {
+      return { status: 400, code: 'ERR_INVALID_OPTION', message: `slowConsumer must be one of ${SLOW_CONSUMER_POLICIES.join(', ')}` };
+    }
     if (peer.path === ENVELOPE_PATH) return undefined;
     if (!peer.path.startsWith(TRANSPARENT_PREFIX)) {
       return { status: 404, code: 'ERR_NOT_FOUND', message: `no route for ${peer.path}; attach to ${TRANSPARENT_PREFIX}<upstream> or ${ENVELOPE_PATH}` };
@@ -244,10 +280,6 @@ export class Hub extends EventEmitter<HubEvents> {
     const up = this.#upstreamOf(peer.path);
     if (!up) return { status: 404, code: 'ERR_UNKNOWN_UPSTREAM', message: `unknown upstream in ${peer.path}; configured: ${[...this.upstreams.keys()].join(', ')}` };
     if (up.client.state === 'closed') return { status: 503, code: 'ERR_UPSTREAM_UNAVAILABLE', message: `upstream ${up.name} is closed: ${up.lastChange?.reason ?? ''}` };
-    const policy = peer.query.get('slowConsumer');
-    if (policy !== null && !SLOW_CONSUMER_POLICIES.includes(policy as SlowConsumerPolicy)) {
-      return { status: 400, code: 'ERR_INVALID_OPTION', message: `slowConsumer must be one of ${SLOW_CONSUMER_POLICIES.join(', ')}` };
-    }
     return undefined;
   }
 
@@ -294,13 +326,19 @@ export class Hub extends EventEmitter<HubEvents> {
 
   /** Hand a session's message to its upstream's adapter; a failure costs that message only. */
   sessionMessage(session: Session, data: Buffer, isBinary: boolean): void {
-    const up = this.upstreams.get(session.upstream);
-    if (!up) return;
+    const route = session.route;
+    if (!route || route.retired) {
+      // The session's upstream was removed while its message was in flight: refused and counted, never routed elsewhere.
+      const error = new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${session.upstream} is no longer configured; message not sent`);
+      session.upstreamDrops[error.code] = (session.upstreamDrops[error.code] ?? 0) + 1;
+      session.onError?.(error);
+      return;
+    }
     try {
-      up.adapter.onSessionMessage(session, data, isBinary);
+      route.adapter.onSessionMessage(session, data, isBinary);
     } catch (err) {
       const error = err instanceof WshubError ? err : new WshubError('ERR_BAD_MESSAGE', `adapter failed on a session message: ${(err as Error).message}`, { cause: err });
-      up.route.sessionError(session, error);
+      route.sessionError(session, error);
     }
   }
 
@@ -321,7 +359,7 @@ export class Hub extends EventEmitter<HubEvents> {
       policy,
       ...(maxQueueBytes === undefined ? {} : { maxQueueBytes }),
       onDrop: (o, reason, count, topic, upstream) => {
-        this.log.debug({ session: o.id, upstream, reason, count, topic }, 'dropped for slow consumer');
+        if (this.log.isLevelEnabled('debug')) this.log.debug({ session: o.id, upstream, reason, count, topic }, 'dropped for slow consumer');
         this.emit('drop', o, reason, count, topic, upstream);
       },
     });
@@ -339,7 +377,7 @@ export class Hub extends EventEmitter<HubEvents> {
         { session: outbound.id, mode, ...peer, upstreams: [...connection.sessions.values()].map((x) => x.upstream), code, reason: reason.toString(), messagesOut: st.messagesOut, dropped: st.dropped },
         'session detached',
       );
-      for (const session of connection.sessions.values()) this.upstreams.get(session.upstream)?.route.detach(session);
+      for (const session of connection.sessions.values()) session.route?.detach(session);
       outbound.markClosed();
       this.connections.delete(outbound.id);
       for (const [r, n] of Object.entries(outbound.stats().dropped)) this.#retiredDrops[r] = (this.#retiredDrops[r] ?? 0) + n;

@@ -10,20 +10,22 @@
  * own queue, bounded in bytes by `maxQueueBytes`, where the policy applies:
  *
  * - `drop-oldest`: the oldest waiting frames are dropped to make room.
- * - `conflate`: an older waiting frame of the same topic is replaced by the
- *   newer one (a price feed only needs the latest price); if that is not
- *   enough, the oldest frames are dropped.
+ * - `conflate`: a waiting frame is replaced by a newer one of the same
+ *   upstream and topic (a price feed only needs the latest price); if the
+ *   queue is still over its bound, the oldest frames are dropped.
  * - `disconnect`: the session is closed with 1013 "slow consumer".
  *
  * Every frame that is not delivered is counted per reason and reported through
  * `onDrop`, so the hub can tell the session (`lagged`) and the metrics.
+ * Memory follows the byte bound: dropped frames are released at once and the
+ * queue's array is compacted as it goes.
  *
  * Writes are batched: the first write of a tick corks the socket and one
  * microtask uncorks every corked socket, so a burst of frames leaves in one
  * writev per session.
  */
 import type { Duplex } from 'node:stream';
-import type WebSocket from 'ws';
+import WebSocket from 'ws';
 import type { Frame } from './frame.js';
 
 export type SlowConsumerPolicy = 'drop-oldest' | 'conflate' | 'disconnect';
@@ -35,6 +37,8 @@ export const DEFAULT_SLOW_CONSUMER: SlowConsumerPolicy = 'drop-oldest';
 export const DEFAULT_MAX_QUEUE_BYTES = 4 * 1024 * 1024;
 /** Bytes buffered in the socket before frames wait in the session queue instead. @default 256 KiB */
 export const DEFAULT_SOCKET_HIGH_WATER_BYTES = 256 * 1024;
+/** How long `end()` waits for queued frames to be written and the peer to answer the close. @default 5000 */
+export const DEFAULT_END_TIMEOUT_MS = 5000;
 
 /** Why a frame was not delivered to a session. */
 export type DropReason = 'drop-oldest' | 'conflate' | 'slow-consumer' | 'session-closed';
@@ -66,12 +70,12 @@ export interface OutboundStats {
 }
 
 interface Pending {
-  frame: Frame;
+  /** Released (undefined) as soon as the entry is dropped. */
+  frame: Frame | undefined;
   /** Conflation key: upstream + topic. */
   key: string | undefined;
   topic: string | undefined;
   upstream: string | undefined;
-  live: boolean;
 }
 
 // One microtask uncorks every socket corked during this tick.
@@ -79,7 +83,7 @@ const corked = new Set<Outbound>();
 let uncorkScheduled = false;
 function uncorkAll(): void {
   uncorkScheduled = false;
-  for (const session of corked) session.uncork();
+  for (const outbound of corked) outbound.uncork();
   corked.clear();
 }
 
@@ -94,13 +98,18 @@ export class Outbound {
   readonly #maxQueueBytes: number;
   readonly #highWater: number;
   readonly #onDrop: OutboundOptions['onDrop'];
+  /** Waiting frames, oldest first from #head; dropped entries keep their slot (frame released) until compaction. */
   #queue: Array<Pending | undefined> = [];
   #head = 0;
+  #dead = 0;
   #queuedBytes = 0;
   #queuedCount = 0;
-  #latestByTopic = new Map<string, Pending>();
+  readonly #latestByKey = new Map<string, Pending>();
   #corked = false;
+  /** No more deliveries: closed, closing, or ending after a flush. */
   #closed = false;
+  #ending: Promise<void> | undefined;
+  #onFlushed: (() => void) | undefined;
   #messagesOut = 0;
   #bytesOut = 0;
   messagesIn = 0;
@@ -123,8 +132,9 @@ export class Outbound {
     return this.#policy;
   }
 
+  /** True once no more frames are accepted (closed, or ending). */
   get closed(): boolean {
-    return this.#closed;
+    return this.#closed || this.#ending !== undefined;
   }
 
   /** Bytes not yet handed to the kernel: the session queue plus the socket's buffer. Used to pick group members. */
@@ -134,7 +144,7 @@ export class Outbound {
 
   /** Deliver one frame, subject to the slow-consumer policy. `topic` and `upstream` name what it is, for conflation and drop reports. */
   deliver(frame: Frame, topic?: string, upstream?: string): void {
-    if (this.#closed) {
+    if (this.closed || this.ws.readyState !== WebSocket.OPEN) {
       this.#drop('session-closed', 1, topic, upstream);
       return;
     }
@@ -148,15 +158,63 @@ export class Outbound {
   /**
    * A control frame of the hub's own (envelope `state`, `lagged`, `ack`,
    * `error`): written at once, ahead of queued data, never subject to the
-   * policy — a notice that frames were dropped must not itself be dropped, and
-   * such frames are small and rate-limited by their senders.
+   * policy — a notice that frames were dropped must not itself be dropped.
+   * Such frames are small, but a peer that sends requests and never reads the
+   * answers could still pile them up: past `maxQueueBytes` buffered in its
+   * socket beyond the high-water mark, it is disconnected as a slow consumer.
    */
   deliverControl(frame: Frame): void {
-    if (this.#closed) return;
+    if (this.#closed || this.ws.readyState !== WebSocket.OPEN) return;
+    // Data stops at the high-water mark, so anything far beyond it is control frames piling up.
+    if (this.#socket.writableLength > this.#highWater + this.#maxQueueBytes) {
+      this.#disconnectSlow(undefined, undefined, 0);
+      return;
+    }
     this.#write(frame, false);
   }
 
-  /** Mark the session closed: later deliveries are counted as dropped, queued frames too. */
+  /**
+   * Graceful end: accept nothing more, write what is queued, then close with
+   * `code`. Frames still queued after `timeoutMs` are counted as dropped
+   * (`session-closed`) and the close goes out anyway. Idempotent.
+   */
+  end(code: number, reason: string, timeoutMs = DEFAULT_END_TIMEOUT_MS): Promise<void> {
+    this.#ending ??= new Promise<void>((resolve) => {
+      const ws = this.ws;
+      if (ws.readyState === WebSocket.CLOSED) {
+        this.markClosed();
+        resolve();
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const close = (): void => {
+        clearTimeout(timer);
+        this.#onFlushed = undefined;
+        this.markClosed();
+        ws.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
+        // A peer that never answers the close must not hold the drain.
+        timer = setTimeout(() => {
+          ws.terminate();
+          resolve();
+        }, timeoutMs);
+        timer.unref();
+      };
+      if (this.#queuedCount === 0) {
+        close();
+        return;
+      }
+      this.#onFlushed = close;
+      timer = setTimeout(close, timeoutMs);
+      timer.unref();
+    });
+    return this.#ending;
+  }
+
+  /** Mark the connection closed: later deliveries are counted as dropped, queued frames too. */
   markClosed(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -207,14 +265,14 @@ export class Outbound {
   #enqueue(frame: Frame, topic: string | undefined, upstream: string | undefined): void {
     const size = frame.bytes.length;
     const key = this.#policy === 'conflate' && topic !== undefined ? `${upstream ?? ''}\u0000${topic}` : undefined;
+    if (key !== undefined) {
+      const older = this.#latestByKey.get(key);
+      if (older) this.#kill(older, 'conflate');
+    }
     if (this.#queuedBytes + size > this.#maxQueueBytes) {
       if (this.#policy === 'disconnect') {
-        this.#disconnectSlow(topic, upstream);
+        this.#disconnectSlow(topic, upstream, 1);
         return;
-      }
-      if (key !== undefined) {
-        const older = this.#latestByTopic.get(key);
-        if (older?.live) this.#kill(older, 'conflate');
       }
       while (this.#queuedBytes + size > this.#maxQueueBytes && this.#queuedCount > 0) {
         this.#kill(this.#oldest()!, 'drop-oldest');
@@ -224,63 +282,78 @@ export class Outbound {
         return;
       }
     }
-    const entry: Pending = { frame, key, topic, upstream, live: true };
+    const entry: Pending = { frame, key, topic, upstream };
     this.#queue.push(entry);
     this.#queuedBytes += size;
     this.#queuedCount++;
-    if (key !== undefined) this.#latestByTopic.set(key, entry);
+    if (key !== undefined) this.#latestByKey.set(key, entry);
+    this.#compact();
   }
 
-  #disconnectSlow(topic: string | undefined, upstream: string | undefined): void {
-    const lost = this.#queuedCount + 1;
+  /** Close 1013: what is queued (plus `extra` frames being delivered now) is counted as dropped. */
+  #disconnectSlow(topic: string | undefined, upstream: string | undefined, extra: number): void {
+    const lost = this.#queuedCount + extra;
     this.#clearQueue();
     this.#closed = true;
-    this.#drop('slow-consumer', lost, topic, upstream);
+    if (lost > 0) this.#drop('slow-consumer', lost, topic, upstream);
     this.ws.close(1013, 'slow consumer');
     // A consumer too slow to read our close frame must not hold the socket forever.
     setTimeout(() => this.ws.terminate(), 2000).unref();
   }
 
+  /** The oldest live entry; dead slots passed on the way are released. */
   #oldest(): Pending | undefined {
     while (this.#head < this.#queue.length) {
       const entry = this.#queue[this.#head];
-      if (entry?.live) return entry;
-      this.#head++;
+      if (entry?.frame) return entry;
+      this.#queue[this.#head++] = undefined;
+      if (entry) this.#dead--;
     }
     return undefined;
   }
 
-  #kill(entry: Pending, reason: DropReason): void {
-    entry.live = false;
-    this.#queuedBytes -= entry.frame.bytes.length;
+  #release(entry: Pending): void {
+    this.#queuedBytes -= entry.frame!.bytes.length;
     this.#queuedCount--;
-    if (entry.key !== undefined && this.#latestByTopic.get(entry.key) === entry) this.#latestByTopic.delete(entry.key);
+    entry.frame = undefined;
+    if (entry.key !== undefined && this.#latestByKey.get(entry.key) === entry) this.#latestByKey.delete(entry.key);
+  }
+
+  #kill(entry: Pending, reason: DropReason): void {
+    this.#release(entry);
+    this.#dead++;
     this.#drop(reason, 1, entry.topic, entry.upstream);
   }
 
   #flush(): void {
     while (this.#queuedCount > 0 && this.#socket.writableLength < this.#highWater) {
       const entry = this.#oldest()!;
-      entry.live = false;
-      this.#head++;
-      this.#queuedBytes -= entry.frame.bytes.length;
-      this.#queuedCount--;
-      if (entry.key !== undefined && this.#latestByTopic.get(entry.key) === entry) this.#latestByTopic.delete(entry.key);
-      this.#write(entry.frame);
+      const frame = entry.frame!;
+      this.#release(entry);
+      this.#queue[this.#head++] = undefined;
+      this.#write(frame);
     }
-    if (this.#queuedCount === 0) this.#clearQueue();
-    else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
-    }
+    if (this.#queuedCount === 0) {
+      this.#clearQueue();
+      this.#onFlushed?.();
+    } else this.#compact();
+  }
+
+  /** Keep the array proportional to what is live: drop consumed and dead slots once they dominate. */
+  #compact(): void {
+    if (this.#head + this.#dead < 1024 || (this.#head + this.#dead) * 2 < this.#queue.length) return;
+    this.#queue = this.#queue.slice(this.#head).filter((e) => e?.frame !== undefined);
+    this.#head = 0;
+    this.#dead = 0;
   }
 
   #clearQueue(): void {
     this.#queue = [];
     this.#head = 0;
+    this.#dead = 0;
     this.#queuedBytes = 0;
     this.#queuedCount = 0;
-    this.#latestByTopic.clear();
+    this.#latestByKey.clear();
   }
 
   #drop(reason: DropReason, count: number, topic: string | undefined, upstream: string | undefined): void {

@@ -9,6 +9,7 @@
 import type { Adapter, AdapterContext } from '../adapters/types.js';
 import type { WshubError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
+import type { SendResult } from '../upstream/types.js';
 import { frameMessage, type Frame } from './frame.js';
 import type { Session } from './session.js';
 
@@ -119,7 +120,7 @@ export const OTHER_TOPIC = '_other';
 export interface RouteOptions {
   name: string;
   logger: Logger;
-  send: (data: Buffer | string, isBinary: boolean, session: Session | undefined) => void;
+  send: (data: Buffer | string, isBinary: boolean, session: Session | undefined) => SendResult;
   isOpen: () => boolean;
 }
 
@@ -143,18 +144,24 @@ export class Route implements AdapterContext {
     this.#isOpen = options.isOpen;
   }
 
+  /** Set when the upstream was removed (reload): its sessions' messages are refused, not routed. */
+  retired = false;
+
   attach(session: Session): void {
+    session.route = this;
     this.sessions.add(session);
     this.#everyone.add(session);
     this.adapter.onSessionOpen?.(session);
   }
 
   detach(session: Session): void {
+    if (session.route === this) session.route = undefined;
     if (!this.sessions.delete(session)) return;
     this.#everyone.remove(session);
     this.adapter.onSessionClose(session);
     for (const topic of [...session.topics]) {
-      if (this.removeSubscriber(topic, session)) this.adapter.onTopicAbandoned(topic);
+      // A retired upstream is closing: nothing to unsubscribe from.
+      if (this.removeSubscriber(topic, session) && !this.retired) this.adapter.onTopicAbandoned(topic);
     }
   }
 
@@ -166,8 +173,8 @@ export class Route implements AdapterContext {
   }
 
   // ── AdapterContext ─────────────────────────────────────────────────────
-  sendUpstream(data: Buffer | string, isBinary: boolean, session: Session | undefined): void {
-    this.#send(data, isBinary, session);
+  sendUpstream(data: Buffer | string, isBinary: boolean, session: Session | undefined): SendResult {
+    return this.#send(data, isBinary, session);
   }
 
   reply(session: Session, data: Buffer | string, isBinary = false, topic?: string): void {
@@ -210,8 +217,9 @@ export class Route implements AdapterContext {
     return traffic;
   }
 
-  broadcast(data: Buffer, isBinary: boolean): void {
+  broadcast(data: Buffer, isBinary: boolean, json?: boolean): void {
     const frame = frameMessage(data, isBinary);
+    if (json !== undefined) frame.json = json;
     const n = this.#everyone.deliver(frame, undefined);
     this.counters.deliveries += n;
     if (n === 0) this.counters.unrouted++;
@@ -252,6 +260,10 @@ export class Route implements AdapterContext {
 
   upstreamOpen(): boolean {
     return this.#isOpen();
+  }
+
+  topicCount(): number {
+    return this.#topics.size;
   }
 
   hasSubscribers(topic: string): boolean {

@@ -13,6 +13,7 @@ import type WebSocket from 'ws';
 import type { WshubError } from '../errors.js';
 import type { Frame } from './frame.js';
 import type { Outbound } from './outbound.js';
+import type { Route } from './route.js';
 
 export { DEFAULT_MAX_QUEUE_BYTES, DEFAULT_SLOW_CONSUMER, DEFAULT_SOCKET_HIGH_WATER_BYTES, SLOW_CONSUMER_POLICIES } from './outbound.js';
 export type { DropReason, SlowConsumerPolicy } from './outbound.js';
@@ -53,6 +54,8 @@ export class Session {
   readonly group: string | undefined;
   readonly wantsSnapshot: boolean;
   readonly outbound: Outbound;
+  /** The router this session is attached to (set by `Route.attach`); messages go to its adapter, never to a newer route of the same name. */
+  route: Route | undefined;
   readonly transparent: boolean;
   readonly onError: ((error: WshubError) => void) | undefined;
   /** Topics (adapter-defined keys) this session is subscribed to. */

@@ -7,10 +7,10 @@ import { JsonAdapter } from '../adapters/json.js';
 import { JsonRpcAdapter } from '../adapters/jsonrpc.js';
 import { RawAdapter } from '../adapters/raw.js';
 import type { Adapter, AdapterContext } from '../adapters/types.js';
-import { WshubError } from '../errors.js';
+import { ERROR_CATALOG, WshubError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import { ResilientWebSocket } from '../upstream/resilient.js';
-import type { StateChange, UpstreamStats } from '../upstream/types.js';
+import type { SendResult, StateChange, UpstreamStats } from '../upstream/types.js';
 import type { UpstreamConfig } from './config.js';
 import { Route } from './route.js';
 import type { Session } from './session.js';
@@ -94,7 +94,9 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     this.client.on('drop', (notice) => {
       const session = notice.tag as Session | undefined;
       this.#log.warn({ session: session?.id, reason: notice.reason, bytes: notice.bytes }, 'worker message to upstream dropped');
-      if (session) session.upstreamDrops[notice.reason] = (session.upstreamDrops[notice.reason] ?? 0) + 1;
+      if (!session) return;
+      session.upstreamDrops[notice.reason] = (session.upstreamDrops[notice.reason] ?? 0) + 1;
+      session.onError?.(new WshubError(notice.reason, `message to upstream ${this.name} not sent: ${ERROR_CATALOG[notice.reason].summary}`, { details: { bytes: notice.bytes } }));
     });
   }
 
@@ -106,10 +108,9 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     return this.client.stats();
   }
 
-  #send(data: Buffer | string, isBinary: boolean, session: Session | undefined): void {
-    const result = this.client.send(data, { binary: isBinary, tag: session });
-    // A refused send was already reported through the `drop` event (counted on the session there).
-    void result;
+  /** A refusal is also reported through the client's `drop` event, which counts it on the session and tells it. */
+  #send(data: Buffer | string, isBinary: boolean, session: Session | undefined): SendResult {
+    return this.client.send(data, { binary: isBinary, tag: session });
   }
 
   #onState(change: StateChange): void {

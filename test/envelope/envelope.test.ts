@@ -238,11 +238,15 @@ test('lagged: a stalled envelope session is told exactly what the hub dropped', 
   });
   await sleep(500);
   c.ws.resume();
+  let seen = { lagged: 0, msgs: 0, dropped: 0 };
   await eventually(() => {
     const lagged = c.of('lagged').reduce((a, l) => a + l.count, 0);
     const msgs = c.of('msg').filter((m) => (m.data as { ch?: string } | undefined)?.ch === 'z').length;
-    return lagged === dropped() && msgs + lagged === N;
-  }, 'lagged total = hub drops and delivered + lagged = sent', 15_000);
+    seen = { lagged, msgs, dropped: dropped() };
+    return lagged === seen.dropped && msgs + lagged === N;
+  }, 'lagged total = hub drops and delivered + lagged = sent', 15_000).catch((err: Error) => {
+    throw new Error(`${err.message}: ${JSON.stringify(seen)} ${JSON.stringify(connection.outbound.stats())}`);
+  });
   const lagged = c.of('lagged');
   assert.ok(lagged.every((l) => l.upstream === 'r' && l.reason === 'drop-oldest' && l.policy === 'drop-oldest'));
   assert.ok(lagged.length < 50, `coalesced: ${lagged.length} lagged frames for ${dropped()} drops`);

@@ -13,7 +13,10 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { HubClient } from '../../src/client/hub-client.js';
 import type { HubMessage, HubStateEvent } from '../../src/client/types.js';
+import { WebSocketServer } from 'ws';
 import { DemoFeed, demoUpstreamConfig } from '../../src/demo/feed.js';
+import { resolveConfig } from '../../src/hub/config.js';
+import { Hub } from '../../src/hub/hub.js';
 import { eventually, sleep } from '../hub/helpers.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/wshub.js', import.meta.url));
@@ -81,4 +84,38 @@ test('HubClient: subscribe and request; a hub killed and restarted restores subs
   await sub.return();
   await consumer;
   await eventually(() => (feed.unsubscribes.get('btcusdt@trade') ?? 0) === unsubsBefore + 1, 'the upstream unsubscribe');
+});
+
+test('HubClient: a request made while the hub is away is sent once it is back; one that timed out meanwhile never is', async () => {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((r) => wss.once('listening', r));
+  const seen: string[] = [];
+  wss.on('connection', (ws) => ws.on('message', (d: Buffer) => {
+    const m = JSON.parse(d.toString()) as { tag: string; id: unknown };
+    seen.push(m.tag);
+    ws.send(JSON.stringify({ result: m.tag, id: m.id }));
+  }));
+  const upstreams = { rpc: { url: `ws://127.0.0.1:${(wss.address() as { port: number }).port}/`, adapter: 'json', topic: 'stream', subscribe: '{"sub":"{topic}","id":{id}}', unsubscribe: '{"unsub":"{topic}","id":{id}}', pingIntervalMs: 0 } };
+  const lonelyDir = mkdtempSync(join(tmpdir(), 'wshub-away-'));
+  const path = join(lonelyDir, 'hub.sock');
+  const c = new HubClient({ socketPath: path, backoff: { minDelayMs: 20, maxDelayMs: 50 } });
+  try {
+    const early = c.request('rpc', { tag: 'timed-out' }, { timeoutMs: 200 });
+    const later = c.request('rpc', { tag: 'waited' }, { timeoutMs: 10_000 });
+    await assert.rejects(early, { code: 'ERR_REQUEST_TIMEOUT' });
+    await sleep(200); // several failed connection attempts: the waiting request must survive them
+    const hub = new Hub({ config: resolveConfig({ listen: path, logLevel: 'silent', upstreams }) });
+    await hub.start();
+    try {
+      assert.deepEqual(await later, { result: 'waited', id: (await later as { id: unknown }).id });
+      await sleep(100);
+      assert.deepEqual(seen, ['waited'], 'the timed-out request never reached the upstream');
+    } finally {
+      hub.destroy();
+    }
+  } finally {
+    await c.close();
+    wss.close();
+    rmSync(lonelyDir, { recursive: true, force: true });
+  }
 });

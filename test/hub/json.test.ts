@@ -6,6 +6,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { WebSocketServer } from 'ws';
 import { DemoFeed, demoUpstreamConfig } from '../../src/demo/feed.js';
 import { eventually, sleep, startTestHub, Worker, type TestHub } from './helpers.js';
 
@@ -99,4 +100,31 @@ test('json: an upstream killed and restarted — workers stay attached, topics r
   feed.tick();
   await eventually(async () => (await w.report()).byTopic['solusdt@trade'] === 1, 'ticks flowing again');
   assert.equal(w.events.filter((e) => e.ev === 'close').length, 0, 'the worker never saw a close');
+});
+
+test('json: an answer whose asker left is dropped and counted, never delivered to another worker', async () => {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((r) => wss.once('listening', r));
+  // Answers every request 300 ms late.
+  wss.on('connection', (ws) => ws.on('message', (d: Buffer) => {
+    const { id } = JSON.parse(d.toString()) as { id: unknown };
+    setTimeout(() => ws.send(JSON.stringify({ result: { secretOfTheAsker: 42 }, id })), 300);
+  }));
+  const h = await startTestHub({ slow: { ...upstreamConfig(`ws://127.0.0.1:${(wss.address() as { port: number }).port}/`) } });
+  try {
+    await eventually(() => h.hub.upstreams.get('slow')!.client.state === 'open', 'open');
+    const asker = new Worker(h.url('slow'));
+    const other = new Worker(h.url('slow'), { env: { WORKER_KEEP: '1' } });
+    workers.push(asker, other);
+    await Promise.all([asker.opened(), other.opened()]);
+    asker.send('{"method":"BALANCE","id":1}');
+    await sleep(50);
+    asker.kill('SIGKILL');
+    await eventually(() => h.hub.stats().upstreams[0]!.adapterStats.orphanAnswers === 1, 'the late answer counted as orphaned');
+    await sleep(100);
+    assert.equal((await other.report()).messages, 0, 'the other worker never saw it');
+  } finally {
+    await h.close();
+    wss.close();
+  }
 });
