@@ -59,6 +59,8 @@ export interface ThroughputRun {
   sourceCpuPerM: number | undefined;
   /** CPU seconds of all worker processes together per million delivered messages. */
   workersCpuPerM: number | undefined;
+  /** ws workers: average bytes per socket read (large = the sender batches). */
+  workerAvgReadBytes?: number;
   fanoutRssMiB: number;
   /** Hub only: frames the hub dropped during the run (must be 0). */
   hubDropped?: number;
@@ -75,6 +77,8 @@ export interface LatencyRun {
   rate: number;
   /** Messages per second one worker actually received. */
   achievedRatePerWorker: number;
+  /** The system could not carry the rate (a worker got under 95% of it): its latency is that of a saturated system. */
+  overloaded: boolean;
   samples: number;
   p50Us: number | undefined;
   p99Us: number | undefined;
@@ -216,8 +220,8 @@ export class RelayLab {
     return this.hub.call<HubCounters>('stats');
   }
 
-  async #counts(workers: Fixture[]): Promise<number[]> {
-    return Promise.all(workers.map(async (w) => (await w.call<{ messages: number }>('count')).messages));
+  async #counts(workers: Fixture[]): Promise<Array<{ messages: number; reads: number; readBytes: number }>> {
+    return Promise.all(workers.map((w) => w.call<{ messages: number; reads: number; readBytes: number }>('count')));
   }
 
   /**
@@ -244,7 +248,9 @@ export class RelayLab {
       const s1 = cpuSeconds(system.source.pid);
       const w1 = workers.reduce((a, w) => a + cpuSeconds(w.pid), 0);
       sent = (await system.source.call<{ sent: number }>('stop')).sent;
-      const per = c1.map((v, i) => v - c0[i]!);
+      const per = c1.map((v, i) => v.messages - c0[i]!.messages);
+      const reads = c1.reduce((a, v, i) => a + v.reads - c0[i]!.reads, 0);
+      const readBytes = c1.reduce((a, v, i) => a + v.readBytes - c0[i]!.readBytes, 0);
       const delivered = per.reduce((a, b) => a + b, 0);
       const seconds = (t1 - t0) / 1000;
       const millions = delivered / 1e6;
@@ -262,6 +268,7 @@ export class RelayLab {
         fanoutCpuPerM: millions > 0 ? round((f1 - f0) / millions, 3) : undefined,
         sourceCpuPerM: millions > 0 ? round((s1 - s0) / millions, 3) : undefined,
         workersCpuPerM: millions > 0 ? round((w1 - w0) / millions, 3) : undefined,
+        ...(reads > 0 ? { workerAvgReadBytes: Math.round(readBytes / reads) } : {}),
         fanoutRssMiB: round(rssBytes(system.fanoutPid) / 2 ** 20, 1)!,
         ...(hub0 && hub1 ? { hubDropped: hub1.dropped - hub0.dropped } : {}),
         sent,
@@ -303,6 +310,7 @@ export class RelayLab {
         size,
         rate,
         achievedRatePerWorker: Math.round(messages / measured.length / ((t1 - t0) / 1000)),
+        overloaded: messages / measured.length / ((t1 - t0) / 1000) < 0.95 * rate,
         samples: all.length,
         p50Us: sortedPercentile(all, 50),
         p99Us: sortedPercentile(all, 99),
