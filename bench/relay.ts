@@ -30,12 +30,12 @@ interface Plan {
   measureMs: number;
   latencyWarmMs: number;
   latencyMs: number;
-  /** Throughput runs behind the targets (1 and 16 workers, 1 KiB) are repeated this often; the median counts. */
-  keyRepetitions: number;
+  /** Each throughput run is repeated this often, systems taking turns; the median counts. */
+  repetitions: number;
 }
 
-const FULL: Plan = { workerCounts: [1, 4, 16, 64], sizes: [64, 1024, 65536], latencyWorkerCounts: [1, 4, 16], warmMs: 700, measureMs: 2500, latencyWarmMs: 500, latencyMs: 3000, keyRepetitions: 3 };
-const QUICK: Plan = { workerCounts: [4], sizes: [1024], latencyWorkerCounts: [4], warmMs: 300, measureMs: 1000, latencyWarmMs: 300, latencyMs: 1000, keyRepetitions: 1 };
+const FULL: Plan = { workerCounts: [1, 4, 16, 64], sizes: [64, 1024, 65536], latencyWorkerCounts: [1, 4, 16], warmMs: 500, measureMs: 2000, latencyWarmMs: 500, latencyMs: 3000, repetitions: 3 };
+const QUICK: Plan = { workerCounts: [4], sizes: [1024], latencyWorkerCounts: [4], warmMs: 300, measureMs: 1000, latencyWarmMs: 300, latencyMs: 1000, repetitions: 1 };
 
 const SYSTEMS: SystemName[] = ['hub', 'ws', 'socket.io', 'nats'];
 
@@ -61,30 +61,40 @@ const scenario: BenchScenario = {
       await lab.startHub();
       for (const n of plan.workerCounts) {
         await lab.ensureWorkers(n);
+        const systems: System[] = [];
         for (const name of SYSTEMS) {
-          const system: System =
-            name === 'hub' ? lab.hubSystem() : name === 'ws' ? lab.wsSystem() : name === 'socket.io' ? await lab.sioSystem() : await lab.natsSystem();
+          const system = name === 'hub' ? lab.hubSystem() : name === 'ws' ? lab.wsSystem() : name === 'socket.io' ? await lab.sioSystem() : await lab.natsSystem();
           await lab.connect(system, n, LATENCY_SIZE);
-          try {
-            for (const size of plan.sizes) {
-              // The runs behind the targets are repeated and the median kept: one noisy second must not decide them.
-              const reps = plan.keyRepetitions > 1 && size === LATENCY_SIZE && (n === 1 || n === 16) ? plan.keyRepetitions : 1;
-              const tries: ThroughputRun[] = [];
-              for (let i = 0; i < reps; i++) tries.push(await lab.throughput(system, n, size, plan.warmMs, plan.measureMs));
-              tries.sort((a, b) => a.deliveredPerSec - b.deliveredPerSec);
-              const r: ThroughputRun = { ...tries[Math.floor(tries.length / 2)]!, ...(reps > 1 ? { repetitions: tries.map((t) => t.deliveredPerSec) } : {}) };
-              if (r.hubDropped !== undefined) r.hubDropped = tries.reduce((a, t) => a + (t.hubDropped ?? 0), 0);
-              runs.push(r);
-              log(`${name} N=${n} ${size} B: ${r.deliveredPerSec} msg/s, fan-out ${r.fanoutCpuPerM ?? '?'} CPU s/M${r.hubDropped === undefined ? '' : `, dropped ${r.hubDropped}`}`);
+          systems.push(system);
+        }
+        try {
+          for (const size of plan.sizes) {
+            // Systems take turns, in a rotating order, and the median of the repetitions counts:
+            // a slowdown of the whole machine (other jobs) then hits every system alike.
+            const tries = new Map<SystemName, ThroughputRun[]>(SYSTEMS.map((name) => [name, []]));
+            for (let rep = 0; rep < plan.repetitions; rep++) {
+              for (let k = 0; k < systems.length; k++) {
+                const system = systems[(k + rep) % systems.length]!;
+                tries.get(system.name)!.push(await lab.throughput(system, n, size, plan.warmMs, plan.measureMs));
+              }
             }
-            if (plan.latencyWorkerCounts.includes(n)) {
+            for (const name of SYSTEMS) {
+              const list = tries.get(name)!.sort((a, b) => a.deliveredPerSec - b.deliveredPerSec);
+              const r: ThroughputRun = { ...list[Math.floor(list.length / 2)]!, ...(list.length > 1 ? { repetitions: list.map((t) => t.deliveredPerSec) } : {}) };
+              if (r.hubDropped !== undefined) r.hubDropped = list.reduce((a, t) => a + (t.hubDropped ?? 0), 0);
+              runs.push(r);
+              log(`${name} N=${n} ${size} B: ${r.deliveredPerSec} msg/s (${list.map((t) => t.deliveredPerSec).join(', ')}), fan-out ${r.fanoutCpuPerM ?? '?'} CPU s/M${r.hubDropped === undefined ? '' : `, dropped ${r.hubDropped}`}`);
+            }
+          }
+          if (plan.latencyWorkerCounts.includes(n)) {
+            for (const system of systems) {
               const l = await lab.latency(system, n, LATENCY_SIZE, LATENCY_RATE, plan.latencyWarmMs, plan.latencyMs);
               latency.push(l);
-              log(`${name} N=${n} latency @${LATENCY_RATE}/s: p50 ${l.p50Us} µs p99 ${l.p99Us} µs p999 ${l.p999Us} µs${l.overloaded ? ` (overloaded: ${l.achievedRatePerWorker}/s per worker)` : ''}`);
+              log(`${system.name} N=${n} latency @${LATENCY_RATE}/s: p50 ${l.p50Us} µs p99 ${l.p99Us} µs p999 ${l.p999Us} µs${l.overloaded ? ` (overloaded: ${l.achievedRatePerWorker}/s per worker)` : ''}`);
             }
-          } finally {
-            await lab.disconnect(n);
           }
+        } finally {
+          await lab.disconnect(n);
         }
       }
     } finally {

@@ -217,7 +217,19 @@ export async function writeReport(quickRun: boolean): Promise<string> {
     `| one stalled | ${fmt(slowR.withStalled.tp.consumersDeliveredPerSec)} | ${fmt(slowR.withStalled.lat.p50Us)} | ${fmt(slowR.withStalled.lat.p99Us)} |`,
     '', 'With one worker stalled, the machine\'s two cores are shared by one fewer reader, so the others can be faster than in the healthy run: the point is that they are not slower, and that the stalled session\'s losses are counted (`drop-oldest`), not hidden.', '',
   ] : []);
-  section('Attach storm', storm);
+  const stormR = storm?.result as { runs: Record<'hub' | 'ws', Array<{ opened: number; allOpenMs: number; failures: Record<string, number> }>>; median: { hubAllOpenMs?: number; wsAllOpenMs?: number } } | undefined;
+  const failuresOf = (runs: Array<{ failures: Record<string, number> }>): string => {
+    const sum: Record<string, number> = {};
+    for (const r of runs) for (const [k, v] of Object.entries(r.failures)) sum[k] = (sum[k] ?? 0) + v;
+    const parts = Object.entries(sum).map(([k, v]) => `${v} ${k}`);
+    return parts.length ? parts.join(', ') : 'none';
+  };
+  section('Attach storm: 1,000 workers at once', storm, stormR ? [
+    '| server | median time to all open | storms | not opened, by reason (all storms) |', '|---|---|---|---|',
+    `| wshub | ${fmt(stormR.median.hubAllOpenMs, 1)} ms | ${stormR.runs.hub.length} | ${failuresOf(stormR.runs.hub)} |`,
+    `| plain ws | ${fmt(stormR.median.wsAllOpenMs, 1)} ms | ${stormR.runs.ws.length} | ${failuresOf(stormR.runs.ws)} |`,
+    '', 'EAGAIN on a Unix-socket connect means the listen backlog was full (Node\'s default backlog is 511; a Unix connect is not retried by the kernel the way a TCP SYN is). The time is to the last session that did open.', '',
+  ] : []);
   section('Memory per idle session', memory, memResult ? ['| sessions | hub B/session | plain ws B/session | ratio |', '|---|---|---|---|', ...memResult.ratios.map((r) => `| ${fmt(r.sessions)} | ${fmt(r.hubBytes)} | ${fmt(r.wsBytes)} | ${x(r.ratio)} |`), ''] : []);
   section('Connect storm (upstream side)', connect);
   const text = lines.join('\n') + '\n';

@@ -22,6 +22,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { arch, cpus, platform, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import connectStorm from './connect-storm.js';
+import { killEverything } from './lib/procs.js';
 import attachStorm from './attach-storm.js';
 import limits from './limits.js';
 import memory from './memory.js';
@@ -120,6 +121,15 @@ async function main(argv: readonly string[]): Promise<number> {
     console.error(`report: FAILED: ${err instanceof Error ? err.message : String(err)}`);
   }
   return failed > 0 ? 1 : 0;
+}
+
+// Ctrl-C or a CI timeout: no finally block runs, so children (nats-server has
+// no IPC channel to notice us going) are killed here.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killEverything();
+    process.exit(130);
+  });
 }
 
 // A scenario may leave unref'd timers or child processes it failed to stop;

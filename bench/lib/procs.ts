@@ -86,6 +86,18 @@ export class Fixture {
   }
 }
 
+/** Every live child of every group, for {@link killEverything}. */
+const everyChild = new Set<ChildProcess>();
+
+/**
+ * SIGKILL every child any group started, at once (synchronous: for a signal
+ * handler, where no `finally` will run). Fixtures would exit on their own when
+ * the IPC channel closes; nats-server has no channel and would not.
+ */
+export function killEverything(): void {
+  for (const proc of everyChild) proc.kill('SIGKILL');
+}
+
 /** Every process a scenario started; `killAll()` in its finally leaves none behind. */
 export class ProcessGroup {
   readonly #procs = new Set<ChildProcess>();
@@ -114,7 +126,11 @@ export class ProcessGroup {
 
   #track(proc: ChildProcess): void {
     this.#procs.add(proc);
-    proc.once('exit', () => this.#procs.delete(proc));
+    everyChild.add(proc);
+    proc.once('exit', () => {
+      this.#procs.delete(proc);
+      everyChild.delete(proc);
+    });
   }
 
   /** Kill one process and wait (bounded) for it to exit. */

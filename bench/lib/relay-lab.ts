@@ -190,7 +190,7 @@ export class RelayLab {
 
   /** Connect workers 0…n-1 to a system (ack cadence for `size` until a run sets its own) and wait until the system sees them all. */
   async connect(system: System, n: number, size: number): Promise<void> {
-    await Promise.all(this.workers.slice(0, n).map((w) => w.call('connect', { ...system.connect, ackEvery: ackEveryFor(size) })));
+    await Promise.all(this.workers.slice(0, n).map((w) => w.call('connect', { name: system.name, ...system.connect, ackEvery: ackEveryFor(size) })));
     if (system.target) {
       // The hub's session (or the direct client) must be registered before the first message.
       const deadline = Date.now() + 5000;
