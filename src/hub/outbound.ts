@@ -20,9 +20,11 @@
  * Memory follows the byte bound: dropped frames are released at once and the
  * queue's array is compacted as it goes.
  *
- * Writes are batched: the first write of a tick corks the socket and one
- * microtask uncorks every corked socket, so a burst of frames leaves in one
- * writev per session.
+ * Writes are batched per tick: frames delivered during one tick are
+ * collected, and one microtask writes each connection's batch with a single
+ * `socket.write`. Connections that got the same frames in the same tick (a
+ * broadcast) share one concatenated buffer, so a burst costs one copy and one
+ * write call per connection, not one per frame per connection.
  */
 import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
@@ -78,13 +80,31 @@ interface Pending {
   upstream: string | undefined;
 }
 
-// One microtask uncorks every socket corked during this tick.
-const corked = new Set<Outbound>();
-let uncorkScheduled = false;
-function uncorkAll(): void {
-  uncorkScheduled = false;
-  for (const outbound of corked) outbound.uncork();
-  corked.clear();
+// One microtask writes every connection's batch of this tick.
+const batching = new Set<Outbound>();
+let flushScheduled = false;
+/** Batches already concatenated in this flush, by their first frame: identical batches share one buffer. */
+let shared = new Map<Buffer, Array<{ parts: Buffer[]; joined: Buffer }>>();
+function flushAll(): void {
+  flushScheduled = false;
+  for (const outbound of batching) outbound.flushBatch();
+  batching.clear();
+  shared = new Map();
+}
+
+function join(parts: Buffer[]): Buffer {
+  const candidates = shared.get(parts[0]!);
+  if (candidates) {
+    outer: for (const c of candidates) {
+      if (c.parts.length !== parts.length) continue;
+      for (let i = 1; i < parts.length; i++) if (c.parts[i] !== parts[i]) continue outer;
+      return c.joined;
+    }
+  }
+  const joined = Buffer.concat(parts);
+  if (candidates) candidates.push({ parts, joined });
+  else shared.set(parts[0]!, [{ parts, joined }]);
+  return joined;
 }
 
 export class Outbound {
@@ -105,7 +125,11 @@ export class Outbound {
   #queuedBytes = 0;
   #queuedCount = 0;
   readonly #latestByKey = new Map<string, Pending>();
-  #corked = false;
+  /** Frames of this tick, written by the batcher's microtask. */
+  #batch: Buffer[] | undefined;
+  #batchBytes = 0;
+  #batchMessages = 0;
+  #batchPayload = 0;
   /** No more deliveries: closed, closing, or ending after a flush. */
   #closed = false;
   #ending: Promise<void> | undefined;
@@ -139,7 +163,7 @@ export class Outbound {
 
   /** Bytes not yet handed to the kernel: the session queue plus the socket's buffer. Used to pick group members. */
   get backlogBytes(): number {
-    return this.#queuedBytes + this.#socket.writableLength;
+    return this.#queuedBytes + this.#batchBytes + this.#socket.writableLength;
   }
 
   /** Deliver one frame, subject to the slow-consumer policy. `topic` and `upstream` name what it is, for conflation and drop reports. */
@@ -148,7 +172,7 @@ export class Outbound {
       this.#drop('session-closed', 1, topic, upstream);
       return;
     }
-    if (this.#queuedCount === 0 && this.#socket.writableLength < this.#highWater) {
+    if (this.#queuedCount === 0 && this.#socket.writableLength + this.#batchBytes < this.#highWater) {
       this.#write(frame);
       return;
     }
@@ -166,7 +190,7 @@ export class Outbound {
   deliverControl(frame: Frame): void {
     if (this.#closed || this.ws.readyState !== WebSocket.OPEN) return;
     // Data stops at the high-water mark, so anything far beyond it is control frames piling up.
-    if (this.#socket.writableLength > this.#highWater + this.#maxQueueBytes) {
+    if (this.#socket.writableLength + this.#batchBytes > this.#highWater + this.#maxQueueBytes) {
       this.#disconnectSlow(undefined, undefined, 0);
       return;
     }
@@ -190,6 +214,8 @@ export class Outbound {
       const close = (): void => {
         clearTimeout(timer);
         this.#onFlushed = undefined;
+        // What this tick collected goes out before the close frame.
+        this.flushBatch();
         this.markClosed();
         ws.once('close', () => {
           clearTimeout(timer);
@@ -223,11 +249,27 @@ export class Outbound {
     if (lost > 0) this.#drop('session-closed', lost, undefined, undefined);
   }
 
-  /** Called by the batcher at the end of a tick. */
-  uncork(): void {
-    if (!this.#corked) return;
-    this.#corked = false;
-    this.#socket.uncork();
+  /**
+   * Write this tick's frames with one `socket.write` (called by the batcher).
+   * If the session was closed meanwhile (the server ended it), they are
+   * counted as dropped, not as delivered.
+   */
+  flushBatch(): void {
+    const parts = this.#batch;
+    if (!parts) return;
+    const messages = this.#batchMessages;
+    const payload = this.#batchPayload;
+    this.#batch = undefined;
+    this.#batchBytes = 0;
+    this.#batchMessages = 0;
+    this.#batchPayload = 0;
+    if (this.ws.readyState !== WebSocket.OPEN || this.#socket.destroyed) {
+      if (messages > 0) this.#drop('session-closed', messages, undefined, undefined);
+      return;
+    }
+    this.#socket.write(parts.length === 1 ? parts[0]! : join(parts));
+    this.#messagesOut += messages;
+    this.#bytesOut += payload;
   }
 
   stats(): OutboundStats {
@@ -247,19 +289,19 @@ export class Outbound {
   }
 
   #write(frame: Frame, count = true): void {
-    if (!this.#corked) {
-      this.#corked = true;
-      this.#socket.cork();
-      corked.add(this);
-      if (!uncorkScheduled) {
-        uncorkScheduled = true;
-        queueMicrotask(uncorkAll);
+    if (!this.#batch) {
+      this.#batch = [];
+      batching.add(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        queueMicrotask(flushAll);
       }
     }
-    this.#socket.write(frame.bytes);
+    this.#batch.push(frame.bytes);
+    this.#batchBytes += frame.bytes.length;
     if (!count) return;
-    this.#messagesOut++;
-    this.#bytesOut += frame.payloadBytes;
+    this.#batchMessages++;
+    this.#batchPayload += frame.payloadBytes;
   }
 
   #enqueue(frame: Frame, topic: string | undefined, upstream: string | undefined): void {
@@ -326,7 +368,7 @@ export class Outbound {
   }
 
   #flush(): void {
-    while (this.#queuedCount > 0 && this.#socket.writableLength < this.#highWater) {
+    while (this.#queuedCount > 0 && this.#socket.writableLength + this.#batchBytes < this.#highWater) {
       const entry = this.#oldest()!;
       const frame = entry.frame!;
       this.#release(entry);

@@ -35,18 +35,18 @@ async function send(n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
     upstreamPeer!.send(`{"topic":"t${i % 4}","seq":${i},"pad":"${PAYLOAD}"}`);
     // Let the hub read as it goes, as a real feed would be paced by the network.
-    if (i % 50 === 49) await sleep(2);
+    if (i % 25 === 24) await sleep(2);
   }
 }
 
 for (const policy of ['drop-oldest', 'conflate', 'disconnect'] as const) {
-  test(`slow consumer (${policy}): healthy workers get all ${N}; stalled one: delivered + dropped = sent`, async (t) => {
+  test(`slow consumer (${policy}): healthy workers keep up (all ${N}, or all accounted for under conflate); stalled one: delivered + dropped = sent`, async (t) => {
     await setup();
     // The stalled worker attaches first, so its session is known for sure.
     const stalled = new Worker(hub!.url('raw', `slowConsumer=${policy}`));
     t.after(() => stalled.kill('SIGKILL'));
     await stalled.opened();
-    const stalledSession = await eventually(() => [...hub!.hub.connections.values()][0], 'the stalled session');
+    const stalledConnection = await eventually(() => [...hub!.hub.connections.values()][0], 'the stalled session');
     const healthy = [new Worker(hub!.url('raw', `slowConsumer=${policy}`)), new Worker(hub!.url('raw', `slowConsumer=${policy}`))];
     const group = [...healthy, stalled];
     workers.push(...group);
@@ -57,20 +57,25 @@ for (const policy of ['drop-oldest', 'conflate', 'disconnect'] as const) {
     await stalled.waitFor('paused');
 
     await send(N);
-    for (const w of healthy) {
-      await eventually(async () => (await w.report()).messages === N, `all ${N} at a healthy worker`, 20_000).catch(async (err: Error) => {
+    // Healthy workers keep up. Under conflate, any backlog at all (a busy machine) is conflated by design,
+    // so there the check is the exact account: delivered + dropped = sent.
+    const healthyConnections = [...hub!.hub.connections.values()].filter((c) => c !== stalledConnection);
+    for (const [i, w] of healthy.entries()) {
+      const droppedAt = (): number => Object.values(healthyConnections[i]!.outbound.stats().dropped).reduce((a: number, b) => a + (b ?? 0), 0);
+      const want = (got: number): boolean => (policy === 'conflate' ? got + droppedAt() === N : got === N);
+      await eventually(async () => want((await w.report()).messages), `all ${N} accounted for at a healthy worker`, 20_000).catch(async (err: Error) => {
         throw new Error(`${err.message}: got ${(await w.report()).messages}; hub drops ${JSON.stringify(hub!.hub.stats().dropped)}`);
       });
     }
 
-    const dropped = (): number => Object.values(stalledSession.outbound.stats().dropped).reduce((a: number, b) => a + (b ?? 0), 0);
+    const dropped = (): number => Object.values(stalledConnection.outbound.stats().dropped).reduce((a: number, b) => a + (b ?? 0), 0);
     await eventually(() => dropped() > 0, 'drops at the stalled worker');
     stalled.command('resume');
     if (policy === 'disconnect') {
       const closed = await stalled.waitFor('close', 10_000);
       assert.equal(closed.code, 1013);
       assert.equal(closed.reason, 'slow consumer');
-      assert.ok((stalledSession.outbound.stats().dropped['slow-consumer'] ?? 0) > 0);
+      assert.ok((stalledConnection.outbound.stats().dropped['slow-consumer'] ?? 0) > 0);
     }
     // Whatever was written to the stalled worker's socket arrives once it reads again.
     const received = async (): Promise<number> => {
@@ -83,12 +88,12 @@ for (const policy of ['drop-oldest', 'conflate', 'disconnect'] as const) {
       last = { got: await received(), dropped: dropped() };
       return last.got + last.dropped === N;
     }, 'delivered + dropped = sent', 20_000).catch((err: Error) => {
-      throw new Error(`${err.message}; delivered ${last.got}, dropped ${last.dropped} (${JSON.stringify(stalledSession.outbound.stats().dropped)})`);
+      throw new Error(`${err.message}; delivered ${last.got}, dropped ${last.dropped} (${JSON.stringify(stalledConnection.outbound.stats().dropped)})`);
     });
-    const reasons = Object.keys(stalledSession.outbound.stats().dropped);
+    const reasons = Object.keys(stalledConnection.outbound.stats().dropped);
     const expected = { 'drop-oldest': ['drop-oldest'], conflate: ['conflate', 'drop-oldest'], disconnect: ['session-closed', 'slow-consumer'] }[policy];
     assert.ok(reasons.every((r) => expected.includes(r)), `drop reasons ${reasons.join(',')} fit ${policy}`);
-    if (policy === 'conflate') assert.ok((stalledSession.outbound.stats().dropped.conflate ?? 0) > 0, 'conflation happened');
+    if (policy === 'conflate') assert.ok((stalledConnection.outbound.stats().dropped.conflate ?? 0) > 0, 'conflation happened');
     for (const w of group) w.kill();
     await eventually(() => hub!.hub.connections.size === 0, 'sessions gone');
   });
