@@ -67,7 +67,7 @@ export const ERROR_CATALOG = {
   ERR_UNKNOWN_UPSTREAM: { summary: 'The named upstream is not configured.' },
   ERR_SLOW_CONSUMER: { summary: 'A session fell behind past its queue limit under the disconnect policy.', closeCode: 1013 },
   ERR_BAD_MESSAGE: { summary: 'A session sent a message the adapter cannot use (e.g. invalid JSON for a json adapter).', closeCode: 1007 },
-  ERR_UPSTREAM_UNAVAILABLE: { summary: 'The upstream is closed for good; the request cannot be served.' },
+  ERR_UPSTREAM_UNAVAILABLE: { summary: 'The upstream is closed for good, was removed, or dropped with the request in flight; the request or message cannot be served.' },
   ERR_REQUEST_TIMEOUT: { summary: 'The upstream did not answer a request within its timeout.' },
   ERR_TOO_MANY_REQUESTS: { summary: 'A session has too many requests in flight.' },
   ERR_TOO_MANY_SUBSCRIPTIONS: { summary: 'A session has too many subscriptions.' },
