@@ -3,7 +3,7 @@
  * validated once, the result frozen. Unknown keys are refused with their path
  * and, when one is close, the key that was probably meant.
  */
-import { z } from 'zod';
+import { z } from './zod.js';
 import { WshubError } from './errors.js';
 
 /** Validate `input` against `schema` and return a frozen copy; throw `ERR_INVALID_OPTION` naming the key. */

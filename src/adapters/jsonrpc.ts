@@ -18,7 +18,7 @@
  * - The hub answers in JSON-RPC where the node cannot: parse errors, invalid
  *   requests, limits, a lost upstream, a timeout (see jsonrpc-messages.ts).
  */
-import { z } from 'zod';
+import { z } from '../zod.js';
 import { WshubError, type ErrorCode } from '../errors.js';
 import type { Session } from '../hub/session.js';
 import { parseOptions } from '../options.js';

@@ -27,7 +27,7 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
+import { z } from '../zod.js';
 import { WshubError, isWshubError } from '../errors.js';
 import { optionError } from '../options.js';
 import { resolveOptions as resolveClientOptions } from '../upstream/options.js';

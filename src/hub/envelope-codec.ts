@@ -11,7 +11,7 @@
  *   `[0x01 version][u8 upstream length][upstream UTF-8][u16 BE topic length][topic UTF-8][payload]`.
  * A worker's binary `send` uses the same layout (topic empty).
  */
-import { z } from 'zod';
+import { z } from '../zod.js';
 
 export const ENVELOPE_PROTOCOL = 'wshub.v1';
 export const BINARY_VERSION = 0x01;

@@ -64,7 +64,8 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     this.name = config.name;
     this.config = config;
     this.#log = logger.child({ upstream: config.name });
-    this.client = new ResilientWebSocket({ ...(config.client as { url: string }), logger: this.#log });
+    // The client adds its own `upstream` field to every line; giving it the child logger would print it twice.
+    this.client = new ResilientWebSocket({ ...(config.client as { url: string }), logger });
     this.route = new Route({
       name: config.name,
       logger: this.#log,

@@ -13,7 +13,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { z } from 'zod';
+import { z } from '../zod.js';
 import type { Hub } from '../hub/hub.js';
 import { parseOptions } from '../options.js';
 import { ASSETS, sendAsset } from './assets.js';

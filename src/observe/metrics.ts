@@ -12,7 +12,7 @@
  * monotonic); every later topic is summed under `topic="_other"`.
  */
 import { Counter, Gauge, Registry } from 'prom-client';
-import { z } from 'zod';
+import { z } from '../zod.js';
 import { OTHER_TOPIC } from '../hub/route.js';
 import { parseOptions } from '../options.js';
 import type { UpstreamState } from '../upstream/types.js';

@@ -3,7 +3,7 @@
  * default, validated once with zod and frozen.
  */
 import type { IncomingMessage } from 'node:http';
-import { z } from 'zod';
+import { z } from '../zod.js';
 import { parseOptions } from '../options.js';
 import { silentLogger, type Logger } from '../observe/log.js';
 import type { PeerInfo, Refusal } from './types.js';

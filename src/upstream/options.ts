@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import type { LookupFunction } from 'node:net';
-import { z } from 'zod';
+import { z } from '../zod.js';
 import { parseOptions } from '../options.js';
 import type { Logger } from '../observe/log.js';
 import type { ResilientWebSocketOptions } from './types.js';
