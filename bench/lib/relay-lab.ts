@@ -256,6 +256,12 @@ export class RelayLab {
       const millions = delivered / 1e6;
       const hub1 = system.hub ? await this.hubCounters() : undefined;
       const consumerRates = consumers.map((i) => per[i]!);
+      // Not a speed judgement: a pacing worker that got nothing for a whole window means the system stalled.
+      const starved = consumers.filter((i) => per[i] === 0);
+      if (starved.length > 0) {
+        const detail = system.hub ? ` hub connections: ${JSON.stringify(await system.hub.call('connections'))}` : '';
+        throw new Error(`${system.name}: worker(s) ${starved.join(', ')} received nothing for ${Math.round(t1 - t0)} ms while the source waited on their acks (sent ${sent});${detail}`);
+      }
       const minRate = consumerRates.length ? Math.min(...consumerRates) : 0;
       const consumerTotal = consumerRates.reduce((a, b) => a + b, 0);
       return {
