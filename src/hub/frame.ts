@@ -25,14 +25,19 @@ const Sender = (ws as unknown as { Sender: { frame(data: Buffer, options: FrameO
 const OPCODE_TEXT = 0x1;
 const OPCODE_BINARY = 0x2;
 
+/** Payloads at least this large keep header and payload as two buffers: copying them costs more than a second iovec. */
+export const SPLIT_FRAME_BYTES = 16 * 1024;
+
 /** A complete, unmasked WebSocket data frame ready to be written to any number of sockets. */
 export interface Frame {
-  /** The framed bytes (header + payload). */
-  readonly bytes: Buffer;
+  /** The framed bytes: one buffer (header + payload), or header and payload for large payloads. */
+  readonly parts: readonly Buffer[];
+  /** Total framed size. */
+  readonly size: number;
   /** The payload size, what counts as "message bytes" in stats. */
   readonly payloadBytes: number;
   readonly isBinary: boolean;
-  /** The payload without the header (a view into `bytes`). */
+  /** The payload without the header. */
   readonly payload: Buffer;
   /** The same message wrapped for envelope sessions, built on first use and shared by all of them. */
   envelope?: Frame;
@@ -40,9 +45,18 @@ export interface Frame {
   json?: boolean;
 }
 
-/** Frame `payload` as one final text or binary frame. The payload is copied once. */
+/**
+ * Frame `payload` as one final text or binary frame. A small payload is copied
+ * once, next to its header; a large one is referenced, not copied (the caller
+ * must not modify it afterwards — ws hands each message over in a buffer of
+ * its own).
+ */
 export function frameMessage(payload: Buffer, isBinary: boolean): Frame {
-  const parts = Sender.frame(payload, { fin: true, rsv1: false, opcode: isBinary ? OPCODE_BINARY : OPCODE_TEXT, mask: false, readOnly: false });
-  const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-  return { bytes, payloadBytes: payload.length, isBinary, payload: bytes.subarray(bytes.length - payload.length) };
+  const framed = Sender.frame(payload, { fin: true, rsv1: false, opcode: isBinary ? OPCODE_BINARY : OPCODE_TEXT, mask: false, readOnly: true });
+  const size = framed.reduce((n, b) => n + b.length, 0);
+  if (framed.length > 1 && payload.length >= SPLIT_FRAME_BYTES) {
+    return { parts: framed, size, payloadBytes: payload.length, isBinary, payload };
+  }
+  const bytes = framed.length === 1 ? framed[0]! : Buffer.concat(framed, size);
+  return { parts: [bytes], size, payloadBytes: payload.length, isBinary, payload: bytes.subarray(size - payload.length) };
 }

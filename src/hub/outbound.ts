@@ -83,6 +83,9 @@ interface Pending {
 // One microtask writes every connection's batch of this tick.
 const batching = new Set<Outbound>();
 let flushScheduled = false;
+/** A batch larger than this is written part by part (one writev, no copy) instead of concatenated. */
+const CONCAT_LIMIT_BYTES = 64 * 1024;
+
 /** Batches already concatenated in this flush, by their first frame: identical batches share one buffer. */
 let shared = new Map<Buffer, Array<{ parts: Buffer[]; joined: Buffer }>>();
 function flushAll(): void {
@@ -130,6 +133,7 @@ export class Outbound {
   #batchBytes = 0;
   #batchMessages = 0;
   #batchPayload = 0;
+  #flushPending = false;
   /** No more deliveries: closed, closing, or ending after a flush. */
   #closed = false;
   #ending: Promise<void> | undefined;
@@ -257,6 +261,7 @@ export class Outbound {
   flushBatch(): void {
     const parts = this.#batch;
     if (!parts) return;
+    const bytes = this.#batchBytes;
     const messages = this.#batchMessages;
     const payload = this.#batchPayload;
     this.#batch = undefined;
@@ -267,9 +272,26 @@ export class Outbound {
       if (messages > 0) this.#drop('session-closed', messages, undefined, undefined);
       return;
     }
-    this.#socket.write(parts.length === 1 ? parts[0]! : join(parts));
+    let ok: boolean;
+    if (parts.length === 1) ok = this.#socket.write(parts[0]!);
+    else if (bytes > CONCAT_LIMIT_BYTES) {
+      // Large frames: copying them again costs more than handing the kernel an iovec per part.
+      this.#socket.cork();
+      for (const part of parts) ok = this.#socket.write(part);
+      this.#socket.uncork();
+      ok = this.#socket.writableLength < this.#socket.writableHighWaterMark;
+    } else ok = this.#socket.write(join(parts));
     this.#messagesOut += messages;
     this.#bytesOut += payload;
+    // Frames may have queued behind this batch while it was being collected. If the socket took it
+    // without reaching its own high-water mark, no 'drain' will come to release them: flush from here.
+    if (ok && this.#queuedCount > 0 && !this.#flushPending) {
+      this.#flushPending = true;
+      setImmediate(() => {
+        this.#flushPending = false;
+        this.#flush();
+      });
+    }
   }
 
   stats(): OutboundStats {
@@ -297,15 +319,15 @@ export class Outbound {
         queueMicrotask(flushAll);
       }
     }
-    this.#batch.push(frame.bytes);
-    this.#batchBytes += frame.bytes.length;
+    for (const part of frame.parts) this.#batch.push(part);
+    this.#batchBytes += frame.size;
     if (!count) return;
     this.#batchMessages++;
     this.#batchPayload += frame.payloadBytes;
   }
 
   #enqueue(frame: Frame, topic: string | undefined, upstream: string | undefined): void {
-    const size = frame.bytes.length;
+    const size = frame.size;
     const key = this.#policy === 'conflate' && topic !== undefined ? `${upstream ?? ''}\u0000${topic}` : undefined;
     if (key !== undefined) {
       const older = this.#latestByKey.get(key);
@@ -355,7 +377,7 @@ export class Outbound {
   }
 
   #release(entry: Pending): void {
-    this.#queuedBytes -= entry.frame!.bytes.length;
+    this.#queuedBytes -= entry.frame!.size;
     this.#queuedCount--;
     entry.frame = undefined;
     if (entry.key !== undefined && this.#latestByKey.get(entry.key) === entry) this.#latestByKey.delete(entry.key);

@@ -4,7 +4,7 @@
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { Logger } from '../observe/log.js';
-import { freeUnixPath, listenError, listenUnix } from './unix-socket.js';
+import { LISTEN_BACKLOG, freeUnixPath, listenError, listenUnix } from './unix-socket.js';
 
 export type Transport = 'unix' | 'tcp';
 
@@ -42,7 +42,7 @@ export function listenTcp(http: HttpServer, host: string, port: number): Promise
     };
     http.once('error', onError);
     http.once('listening', onListening);
-    http.listen(port, host);
+    http.listen({ port, host, backlog: LISTEN_BACKLOG });
   });
 }
 

@@ -7,6 +7,9 @@ import { connect } from 'node:net';
 import type { Server } from 'node:net';
 import { WshubError, errnoOf } from '../errors.js';
 
+/** Pending connections the kernel may hold for accept(); capped by net.core.somaxconn. */
+export const LISTEN_BACKLOG = 4096;
+
 /** How long a probe connect to an existing socket file may take before the socket is considered live. */
 const PROBE_TIMEOUT_MS = 1000;
 
@@ -82,7 +85,9 @@ export function listenUnix(server: Server, path: string, mode: number): Promise<
       // process.umask() cannot be changed in worker threads; chmod still applies.
     }
     try {
-      server.listen(path);
+      // Node's default backlog (511) overflows when a thousand workers attach at once (EAGAIN at
+      // the peers); the kernel caps this at net.core.somaxconn anyway.
+      server.listen({ path, backlog: LISTEN_BACKLOG });
     } finally {
       if (previous !== undefined) process.umask(previous);
     }
