@@ -34,6 +34,8 @@ function load(name: string): Recorded | undefined {
   return JSON.parse(readFileSync(file, 'utf8')) as Recorded;
 }
 
+/** A baseline run in which some workers got nothing: marked, with a footnote under the table. */
+const stalled = (r: { stalledWorkers?: number } | undefined): string => (r?.stalledWorkers ? ` (stalled: ${r.stalledWorkers} workers got nothing)` : '');
 const fmt = (v: number | undefined, digits = 0): string => (v === undefined || !Number.isFinite(v) ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 const x = (v: number | undefined): string => (v === undefined ? '–' : `×${fmt(v, 2)}`);
 const met = (ok: boolean | undefined): string => (ok === undefined ? 'not measured' : ok ? '**met**' : '**not met**');
@@ -176,7 +178,7 @@ export async function writeReport(quickRun: boolean): Promise<string> {
       const s = get('socket.io', h.workers, h.size);
       const n = get('nats', h.workers, h.size);
       lines.push(
-        `| ${h.workers} | ${h.size} B | ${fmt(h.deliveredPerSec)} | ${fmt(w?.deliveredPerSec)} | ${fmt(s?.deliveredPerSec)} | ${fmt(n?.deliveredPerSec)} | ${x(ratioOf(h.deliveredPerSec, w?.deliveredPerSec))} | ${x(ratioOf(h.deliveredPerSec, s?.deliveredPerSec))} | ${x(ratioOf(h.deliveredPerSec, n?.deliveredPerSec))} | ${fmt(h.fanoutCpuPerM, 2)} · ${fmt(w?.fanoutCpuPerM, 2)} · ${fmt(s?.fanoutCpuPerM, 2)} · ${fmt(n?.fanoutCpuPerM, 2)} | ${fmt(h.hubDropped)} |`,
+        `| ${h.workers} | ${h.size} B | ${fmt(h.deliveredPerSec)} | ${fmt(w?.deliveredPerSec)}${stalled(w)} | ${fmt(s?.deliveredPerSec)}${stalled(s)} | ${fmt(n?.deliveredPerSec)}${stalled(n)} | ${x(ratioOf(h.deliveredPerSec, w?.deliveredPerSec))} | ${x(ratioOf(h.deliveredPerSec, s?.deliveredPerSec))} | ${x(ratioOf(h.deliveredPerSec, n?.deliveredPerSec))} | ${fmt(h.fanoutCpuPerM, 2)} · ${fmt(w?.fanoutCpuPerM, 2)} · ${fmt(s?.fanoutCpuPerM, 2)} · ${fmt(n?.fanoutCpuPerM, 2)} | ${fmt(h.hubDropped)} |`,
       );
     }
     lines.push('', `Hub RSS during the runs: up to ${fmt(Math.max(...runs.filter((r) => r.system === 'hub').map((r) => r.fanoutRssMiB)), 0)} MiB. Frames dropped by the hub over all relay runs: ${fmt(relayResult.hubDropped as number)}.`, '');
