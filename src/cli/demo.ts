@@ -59,7 +59,7 @@ export async function demo(flags: DemoFlags): Promise<void> {
       `  status          ${status}  (JSON: ${status}status)`,
       '',
       'Attach another worker (any WebSocket client; only the URL changes):',
-      `  npx wshub tail ws+unix://${listen}:/u/feed`,
+      `  node bin/wshub.js tail ws+unix://${listen}:/u/feed -s '{"method":"SUBSCRIBE","params":["ethusdt@trade"],"id":1}'`,
       `  websocat ws://${tcpAddress?.host}:${tcpAddress?.port}/u/feed   then send {"method":"SUBSCRIBE","params":["ethusdt@trade"],"id":1}`,
       '',
       'Two plain ws workers (transparent mode) and one HubClient worker (envelope mode) subscribe to',
