@@ -73,19 +73,13 @@ export function resolve(options: Pick<DialOptions, 'host' | 'port' | 'lookup' | 
   if (literal !== 0) return Promise.resolve([{ address: host, family: literal as 4 | 6 }]);
   const lookup = options.lookup ?? dnsLookup;
   return new Promise((resolvePromise, reject) => {
-    let settled = false;
-    const settle = (fn: () => void): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      options.signal.removeEventListener('abort', onAbort);
-      fn();
-    };
-    const onAbort = (): void => settle(() => reject(abortError(options.signal)));
-    const timer = setTimeout(() => settle(() => reject(new WshubError('ERR_DNS_TIMEOUT',
-      `ERR_DNS_TIMEOUT ${host}:${port} (no answer from the resolver after ${options.dnsTimeoutMs} ms)`,
-      { details: { phase: 'dns', address: `${host}:${port}` } }))), options.dnsTimeoutMs);
-    options.signal.addEventListener('abort', onAbort, { once: true });
+    const settle = settleOnce(
+      options.signal,
+      options.dnsTimeoutMs,
+      () => reject(new WshubError('ERR_DNS_TIMEOUT', `ERR_DNS_TIMEOUT ${host}:${port} (no answer from the resolver after ${options.dnsTimeoutMs} ms)`,
+        { details: { phase: 'dns', address: `${host}:${port}` } })),
+      () => reject(abortError(options.signal)),
+    );
     try {
       lookup(host, { all: true }, (err, result, family) => {
         if (err) {
@@ -242,24 +236,19 @@ function secure(options: DialOptions, won: Dialed): Promise<TLSSocket> {
       rejectUnauthorized: options.rejectUnauthorized,
       ALPNProtocols: ['http/1.1'],
     });
-    let settled = false;
-    const settle = (fn: () => void): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      options.signal.removeEventListener('abort', onAbort);
-      fn();
-    };
-    const onAbort = (): void => settle(() => {
-      socket.destroy();
-      reject(abortError(options.signal));
-    });
-    const timer = setTimeout(() => settle(() => {
-      socket.destroy();
-      reject(new WshubError('ERR_TLS_TIMEOUT', `ERR_TLS_TIMEOUT ${label} (tls handshake not done after ${options.tlsTimeoutMs} ms)`,
-        { details: { phase: 'tls', address: label } }));
-    }), options.tlsTimeoutMs);
-    options.signal.addEventListener('abort', onAbort, { once: true });
+    const settle = settleOnce(
+      options.signal,
+      options.tlsTimeoutMs,
+      () => {
+        socket.destroy();
+        reject(new WshubError('ERR_TLS_TIMEOUT', `ERR_TLS_TIMEOUT ${label} (tls handshake not done after ${options.tlsTimeoutMs} ms)`,
+          { details: { phase: 'tls', address: label } }));
+      },
+      () => {
+        socket.destroy();
+        reject(abortError(options.signal));
+      },
+    );
     const onError = (err: Error): void => settle(() => {
       socket.destroy();
       const errno = errnoOf(err);
@@ -283,6 +272,26 @@ function secure(options: DialOptions, won: Dialed): Promise<TLSSocket> {
  */
 function keepQuiet(socket: Socket): void {
   socket.on('error', () => undefined);
+}
+
+/**
+ * One dial phase's outcome, settled once: the first of its own result, its
+ * timeout or the dial's abort wins, and the timer and abort listener go with it.
+ * Returns `settle(fn)`, which runs `fn` only if nothing settled the phase yet.
+ */
+function settleOnce(signal: AbortSignal, timeoutMs: number, onTimeout: () => void, onAbort: () => void): (fn: () => void) => void {
+  let settled = false;
+  const settle = (fn: () => void): void => {
+    if (settled) return;
+    settled = true;
+    clearTimeout(timer);
+    signal.removeEventListener('abort', abortListener);
+    fn();
+  };
+  const abortListener = (): void => settle(onAbort);
+  const timer = setTimeout(() => settle(onTimeout), timeoutMs);
+  signal.addEventListener('abort', abortListener, { once: true });
+  return settle;
 }
 
 function abortError(signal: AbortSignal): Error {
