@@ -67,16 +67,31 @@ export const ERROR_CATALOG = {
   ERR_UNKNOWN_UPSTREAM: { summary: 'The named upstream is not configured.' },
   ERR_SLOW_CONSUMER: { summary: 'A session fell behind past its queue limit under the disconnect policy.', closeCode: 1013 },
   ERR_BAD_MESSAGE: { summary: 'A session sent a message the adapter cannot use (e.g. invalid JSON for a json adapter).', closeCode: 1007 },
-  ERR_UPSTREAM_UNAVAILABLE: { summary: 'The upstream is closed for good, was removed, or dropped with the request in flight; the request or message cannot be served.' },
+  ERR_UPSTREAM_UNAVAILABLE: { summary: 'The upstream is closed for good, was removed, or dropped with the request in flight; the request or message cannot be served.', closeCode: 1011 },
+  ERR_UPSTREAM_LOST: { summary: 'The upstream connection was lost and the outage reported (after concealFailures); transparent sessions under `onUpstreamLoss: close` are closed with 1012 so the worker reconnects and resyncs.', closeCode: 1012 },
+  ERR_UPSTREAM_REMOVED: { summary: 'The upstream was removed or its connection target changed by a config reload; its transparent sessions are closed with 1001.', closeCode: 1001 },
+  ERR_UNKNOWN_QUERY: { summary: 'An attach URL carried a query parameter the hub does not know (e.g. a misspelled `group`); the upgrade was answered 400.' },
+  ERR_SUBPROTOCOL_UNAVAILABLE: { summary: 'A worker asked only for subprotocols the upstream is not opened with; the upgrade was answered 400 naming the configured `protocols`.' },
+  ERR_SEND_BUFFER_FULL: { summary: 'The hub already holds sendBufferBytes of data for the upstream (written to it or waiting); the message was refused and the sender told at once.' },
+  ERR_ROUTING_FAILED: { summary: 'Routing one upstream message failed inside the hub (a bug); that message was dropped, counted and logged.' },
+  // ── why a message was not delivered (drop reasons in stats, metrics and `lagged`) ──
+  ERR_DROP_OLDEST: { summary: 'A session\'s queue was full under the `drop-oldest` policy; its oldest waiting message was dropped.' },
+  ERR_DROP_CONFLATED: { summary: 'A waiting message was replaced by a newer one of the same topic under the `conflate` policy.' },
+  ERR_SESSION_CLOSED: { summary: 'The session closed (or was ending) before the message could be handed to its socket.' },
+  ERR_UNROUTED: { summary: 'An upstream message that no attached session was subscribed to.' },
+  ERR_ORPHAN_ANSWER: { summary: 'An upstream answer to a request whose asker left, timed out or was answered already.' },
+  ERR_UNKNOWN_SUBSCRIPTION: { summary: 'A JSON-RPC subscription notification for a subscription the hub no longer holds (typically one already on the wire when the last subscriber left).' },
   ERR_REQUEST_TIMEOUT: { summary: 'The upstream did not answer a request within its timeout.' },
   ERR_TOO_MANY_REQUESTS: { summary: 'A session has too many requests in flight.' },
   ERR_TOO_MANY_SUBSCRIPTIONS: { summary: 'A session has too many subscriptions.' },
+  ERR_SUBSCRIBE_REFUSED: { summary: 'The upstream refused a subscription (its answer carried an error); the topic is not live and the session left it. Transparent workers get the upstream\'s own answer with their id instead.' },
   // ── envelope protocol (/hub) ────────────────────────────────────────────
   ERR_ENVELOPE_JSON: { summary: 'An envelope text frame is not valid JSON.' },
   ERR_ENVELOPE_UNKNOWN_OP: { summary: 'An envelope frame has a missing or unknown `op`.' },
   ERR_ENVELOPE_INVALID: { summary: 'An envelope frame has a missing or invalid field (the message names it).' },
   ERR_ENVELOPE_TOO_LARGE: { summary: 'An envelope frame exceeded maxEnvelopeBytes; it was ignored and the session kept.' },
   ERR_DUPLICATE_REQUEST: { summary: 'A `req` reused the id of a request still in flight on the same upstream.' },
+  ERR_UNKNOWN_CODE: { summary: 'The hub answered with an error code this HubClient does not know (a newer hub); the hub\'s code is in `details.code`.' },
 } as const satisfies Record<string, { summary: string; closeCode?: number }>;
 
 /** A stable wshub error code. */
@@ -108,8 +123,9 @@ export class WshubError extends Error {
   constructor(code: ErrorCode, message: string, options: { cause?: unknown; closeCode?: number; details?: ErrorDetails } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    const entry: { summary: string; closeCode?: number } = ERROR_CATALOG[code];
-    this.closeCode = options.closeCode ?? entry.closeCode;
+    // A code from outside this catalog (a newer peer) must never make the constructor throw.
+    const entry: { summary: string; closeCode?: number } | undefined = ERROR_CATALOG[code];
+    this.closeCode = options.closeCode ?? entry?.closeCode;
     this.details = options.details ?? {};
   }
 

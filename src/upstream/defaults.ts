@@ -38,6 +38,8 @@ export const DEFAULT_QUEUE_MAX_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_QUEUE_TTL_MS = 30_000;
 /** 1 MiB of data buffered in the socket before `send()` answers `wait: true`. */
 export const DEFAULT_HIGH_WATER_MARK_BYTES = 1024 * 1024;
+/** 4 MiB of data held for the upstream at most (socket buffer plus waiting); the hub's memory bound for worker → upstream data. */
+export const DEFAULT_SEND_BUFFER_BYTES = 4 * 1024 * 1024;
 /** How long `close()` waits for the server's close frame before terminating. */
 export const DEFAULT_CLOSE_TIMEOUT_MS = 5000;
 

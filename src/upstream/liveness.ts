@@ -35,6 +35,8 @@ export class Liveness {
   #lastRttMs: number | undefined;
   #probes: Array<{ startedAt: number; timer: NodeJS.Timeout; done: (result: ProbeResult) => void }> = [];
   #stopped = false;
+  #held = false;
+  #deadWhileHeld = false;
 
   constructor(options: LivenessOptions) {
     this.#options = options;
@@ -95,6 +97,23 @@ export class Liveness {
     });
   }
 
+  /**
+   * Reading is paused by the caller: a pong may be sitting unread in the
+   * socket, so a deadline passing now is not proof of death. It is deferred:
+   * `unhold()` gives the peer a fresh pongTimeoutMs from then.
+   */
+  hold(): void {
+    this.#held = true;
+  }
+
+  unhold(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    if (!this.#deadWhileHeld || this.#stopped) return;
+    this.#deadWhileHeld = false;
+    this.#armPongTimer(Date.now());
+  }
+
   /** Stop every timer; pending probes resolve as failed. Idempotent. */
   stop(): void {
     if (this.#stopped) return;
@@ -120,17 +139,21 @@ export class Liveness {
     this.#pingSentAt = Date.now();
     this.#options.ping(this.#payload());
     // Armed once per outstanding ping: a later ping must not push the deadline out.
-    if (!this.#pongTimer) {
-      const sentAt = this.#pingSentAt;
-      this.#pongTimer = setTimeout(() => {
-        this.#pongTimer = undefined;
-        if (!this.#stopped) this.#options.onDead(Date.now() - sentAt);
-      }, this.#options.pongTimeoutMs);
-      this.#pongTimer.unref();
-    }
+    if (!this.#pongTimer && !this.#deadWhileHeld) this.#armPongTimer(this.#pingSentAt);
+  }
+
+  #armPongTimer(since: number): void {
+    this.#pongTimer = setTimeout(() => {
+      this.#pongTimer = undefined;
+      if (this.#stopped) return;
+      if (this.#held) this.#deadWhileHeld = true;
+      else this.#options.onDead(Date.now() - since);
+    }, this.#options.pongTimeoutMs);
+    this.#pongTimer.unref();
   }
 
   #proof(): void {
+    this.#deadWhileHeld = false;
     if (this.#pongTimer) {
       clearTimeout(this.#pongTimer);
       this.#pongTimer = undefined;

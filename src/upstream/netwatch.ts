@@ -75,6 +75,9 @@ export class NetWatcher extends EventEmitter<NetWatcherEvents> {
   constructor(intervalMs = DEFAULT_NETWATCH_INTERVAL_MS) {
     super();
     this.intervalMs = intervalMs;
+    // One shared watcher has a listener per open upstream connection (70 upstreams are 70 listeners), and
+    // subscribe() hands back the only way to remove one: a count limit would flag legitimate use, not a leak.
+    this.setMaxListeners(0);
   }
 
   /** Whether `address` is currently assigned to a local interface (as of the last poll). */

@@ -36,7 +36,7 @@ import {
   DEFAULT_QUEUE_MAX_MESSAGES,
   DEFAULT_QUEUE_MAX_BYTES,
   DEFAULT_QUEUE_TTL_MS,
-  DEFAULT_HIGH_WATER_MARK_BYTES,
+  DEFAULT_HIGH_WATER_MARK_BYTES, DEFAULT_SEND_BUFFER_BYTES,
   DEFAULT_CLOSE_TIMEOUT_MS,
   DEFAULT_NETWATCH_INTERVAL_MS,
 } from './defaults.js';
@@ -100,6 +100,7 @@ const schema = z.strictObject({
     .default(() => DEFAULT_FATAL_CLOSE_CODES.map((c) => (typeof c === 'number' ? c : [c[0], c[1]] as [number, number]))),
   fatalHttpStatuses: z.array(z.number().int().min(100).max(599)).default(() => [...DEFAULT_FATAL_HTTP_STATUSES]),
   highWaterMarkBytes: positiveMs.default(DEFAULT_HIGH_WATER_MARK_BYTES),
+  sendBufferBytes: z.number().int().positive().default(DEFAULT_SEND_BUFFER_BYTES),
   queue: queueSchema.default(() => queueSchema.parse({})),
   logger: z.custom<Logger>((v) => typeof v === 'object' && v !== null && typeof (v as { info?: unknown }).info === 'function'
     && typeof (v as { child?: unknown }).child === 'function', { message: 'expected a pino logger' }).optional(),

@@ -7,6 +7,7 @@
  * comes back (not only when the queue is flushed).
  */
 import { WshubError } from '../errors.js';
+import type { SendItem } from './sender.js';
 
 export interface OutboxLimits {
   enabled: boolean;
@@ -15,12 +16,8 @@ export interface OutboxLimits {
   ttlMs: number;
 }
 
-export interface OutboxItem {
-  data: Buffer | string;
-  binary: boolean;
-  bytes: number;
-  tag: unknown;
-  deadline: number;
+export interface OutboxItem extends SendItem {
+  readonly deadline: number;
 }
 
 export type DropReason = 'ERR_QUEUE_FULL' | 'ERR_QUEUE_EXPIRED' | 'ERR_QUEUE_DISABLED' | 'ERR_QUEUE_CLOSED';
@@ -50,8 +47,9 @@ export class Outbox {
    * Queue a message, or return the error that refused it (the caller reports
    * the drop: it knows the tag and owns the `drop` event).
    */
-  push(data: Buffer | string, binary: boolean, bytes: number, tag: unknown, ttlMs?: number): WshubError | undefined {
+  push(item: SendItem): WshubError | undefined {
     const limits = this.#limits;
+    const bytes = item.bytes;
     if (!limits.enabled) {
       return new WshubError('ERR_QUEUE_DISABLED', 'ERR_QUEUE_DISABLED upstream not open and queue.enabled is false', { details: { bytes } });
     }
@@ -63,8 +61,12 @@ export class Outbox {
       return new WshubError('ERR_QUEUE_FULL', `ERR_QUEUE_FULL ${bytes} bytes do not fit: queue holds ${this.#bytes} of queue.maxBytes=${limits.maxBytes}`,
         { details: { bytes, limit: 'maxBytes' } });
     }
-    const deadline = Date.now() + (ttlMs ?? limits.ttlMs);
-    this.#items.push({ data, binary, bytes, tag, deadline });
+    // The TTL counts from when send() took the message: one that comes back from a dead connection keeps its age.
+    const deadline = item.acceptedAt + (item.ttlMs ?? limits.ttlMs);
+    if (deadline <= Date.now()) {
+      return new WshubError('ERR_QUEUE_EXPIRED', `ERR_QUEUE_EXPIRED message of ${bytes} bytes not sent within its TTL`, { details: { bytes } });
+    }
+    this.#items.push({ ...item, deadline });
     this.#bytes += bytes;
     this.#arm(deadline);
     return undefined;

@@ -4,8 +4,10 @@
  * for every teardown (`#disconnect`), dialing phase by phase (dial.ts,
  * upgrade.ts), backoff with full jitter (backoff.ts), liveness by ping or
  * application heartbeat (liveness.ts, connection.ts), a bounded outbound
- * queue while not open (outbox.ts), explicit backpressure (drain.ts) and
- * close codes that decide whether to retry (close-policy.ts).
+ * queue while not open (outbox.ts), explicit backpressure and an exact
+ * account of every message sent (sender.ts), reading paced by the caller
+ * (`pause()`/`resume()`), and close codes that decide whether to retry
+ * (close-policy.ts).
  */
 import { EventEmitter } from 'node:events';
 import type WebSocket from 'ws';
@@ -16,10 +18,10 @@ import { classifyClose, isFatalHttpStatus } from './close-policy.js';
 import { Connection } from './connection.js';
 import { Counters } from './counters.js';
 import { dial, formatAddress, type Dialed } from './dial.js';
-import { DrainWatch } from './drain.js';
 import { NetWatcher, normalizeAddress, type AddressChange } from './netwatch.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
 import { Outbox } from './outbox.js';
+import { Sender, type SendItem } from './sender.js';
 import { canMove } from './state.js';
 import type {
   ResilientWebSocketEvents, ResilientWebSocketOptions, SendOptions, SendResult, StateChange, UpstreamState, UpstreamStats,
@@ -36,7 +38,11 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
   readonly #safeUrl: string;
   readonly #log: Logger;
   readonly #outbox: Outbox;
-  readonly #drain: DrainWatch;
+  readonly #sender: Sender;
+  /** Messages given to send() over the client's life: each ends sent, dropped (by reason) or still held. */
+  #accepted = 0;
+  /** Reading paused by the caller (`pause()`): applies to every connection until `resume()`. */
+  #readPaused = false;
   readonly #counters = new Counters();
 
   #state: UpstreamState = 'idle';
@@ -58,7 +64,15 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     this.#safeUrl = redactUrl(this.options.url);
     this.#log = (this.options.logger ?? silentLogger).child({ upstream: this.options.name ?? this.#url.host });
     this.#outbox = new Outbox(this.options.queue, (item, error) => this.#drop(error, item.bytes, item.tag));
-    this.#drain = new DrainWatch(this.options.highWaterMarkBytes, () => this.#emit('drain'));
+    this.#sender = new Sender(this.options, {
+      sent: (item) => {
+        this.#counters.messagesOut++;
+        this.#counters.bytesOut += item.bytes;
+        if (item.tag !== undefined) this.#emit('sent', item.tag);
+      },
+      lost: (item, error) => this.#drop(error, item.bytes, item.tag),
+      drain: () => this.#emit('drain'),
+    });
   }
 
   get state(): UpstreamState {
@@ -89,24 +103,65 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     }
     const binary = opts.binary ?? typeof data !== 'string';
     const bytes = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+    this.#accepted++;
     if (this.#state === 'closed') {
       const error = new WshubError('ERR_CLOSED', `ERR_CLOSED send after the upstream ${this.#safeUrl} was closed`, { details: { bytes } });
       this.#drop(error, bytes, opts.tag);
       return { ok: false, error };
     }
-    const conn = this.#conn;
-    if (this.#state === 'open' && conn && conn.ws.readyState === conn.ws.OPEN) {
-      this.#write(conn, data, binary, bytes);
-      const wait = conn.ws.bufferedAmount > this.options.highWaterMarkBytes;
-      if (wait) this.#drain.watch(conn.ws, conn.socket);
-      return { ok: true, queued: false, wait };
+    const item: SendItem = { data, binary, bytes, tag: opts.tag, acceptedAt: Date.now(), ttlMs: opts.ttlMs };
+    if (this.#state === 'open' && this.#conn) {
+      const taken = this.#sender.offer(item);
+      if (taken instanceof WshubError) {
+        this.#drop(taken, bytes, opts.tag);
+        return { ok: false, error: taken };
+      }
+      return { ok: true, queued: false, wait: taken.wait };
     }
-    const error = this.#outbox.push(data, binary, bytes, opts.tag, opts.ttlMs);
+    const error = this.#outbox.push(item);
     if (error) {
       this.#drop(error, bytes, opts.tag);
       return { ok: false, error };
     }
     return { ok: true, queued: true, wait: false };
+  }
+
+  /**
+   * Stop reading from the upstream (TCP backpressure reaches it, as it would
+   * from any client that stops reading) until `resume()`. The pause holds
+   * across reconnects. While paused, a missing pong is not held against the
+   * connection: its answer may be sitting unread in the socket, so the
+   * liveness wait restarts once reading resumes.
+   */
+  pause(): void {
+    if (this.#readPaused) return;
+    this.#readPaused = true;
+    const conn = this.#conn;
+    if (conn) {
+      conn.liveness.hold();
+      conn.ws.pause();
+    }
+  }
+
+  /** Read again after `pause()`. */
+  resume(): void {
+    if (!this.#readPaused) return;
+    this.#readPaused = false;
+    const conn = this.#conn;
+    if (conn) {
+      conn.ws.resume();
+      conn.liveness.unhold();
+    }
+  }
+
+  /** Whether reading is paused by `pause()`. */
+  get isPaused(): boolean {
+    return this.#readPaused;
+  }
+
+  /** Bytes held for the upstream while open (written to ws but not to the kernel, or waiting for room). */
+  get bufferedBytes(): number {
+    return this.#sender.bytes;
   }
 
   /** `liveness: 'app'`: the upstream's own heartbeat arrived (also accepted in `ping` mode). */
@@ -165,12 +220,21 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
 
   /** One snapshot of everything counted; feeds /status and /metrics. */
   stats(): UpstreamStats {
-    return this.#counters.snapshot({
+    const snapshot = this.#counters.snapshot({
       state: this.#state,
       url: this.#safeUrl,
       attempt: this.#attempt,
       queue: { messages: this.#outbox.messages, bytes: this.#outbox.bytes },
     });
+    const dropped = Object.values(snapshot.dropped).reduce((a, b) => a + b, 0);
+    snapshot.sends = {
+      accepted: this.#accepted,
+      sent: snapshot.messagesOut,
+      dropped,
+      held: this.#accepted - snapshot.messagesOut - dropped,
+      heldBytes: this.#sender.bytes + this.#outbox.bytes,
+    };
+    return snapshot;
   }
 
   /**
@@ -302,8 +366,12 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     }, this.options.backoff.minUptimeMs);
     this.#uptimeTimer.unref();
 
+    this.#sender.attach(ws, conn.socket, conn.label);
     // Queued messages go first, before anything sent from a 'state' or 'open' listener.
-    for (const item of this.#outbox.takeAll()) this.#write(conn, item.data, item.binary, item.bytes);
+    for (const item of this.#outbox.takeAll()) {
+      const taken = this.#sender.offer(item);
+      if (taken instanceof WshubError) this.#drop(taken, item.bytes, item.tag);
+    }
 
     this.#log.info({
       event: 'open', url: this.#safeUrl, address: conn.label, family: info.family, localAddress: info.localAddress,
@@ -311,8 +379,11 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     }, 'open');
     this.#setState('open', `connected to ${conn.label}`);
     if (this.#conn === conn) this.#emit('open', info);
-    // upgrade() paused reading so nothing arriving with the 101 was emitted before these listeners existed.
-    ws.resume();
+    // upgrade() paused reading so nothing arriving with the 101 was emitted before these listeners existed;
+    // a caller that paused reading (pause()) keeps it paused on the new connection too.
+    if (this.#conn !== conn) return;
+    if (this.#readPaused) conn.liveness.hold();
+    else ws.resume();
   }
 
   /**
@@ -342,7 +413,8 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
         });
       }
     }
-    const wasWaiting = this.#drain.stop();
+    // What never touched the socket waits for the next connection (or is dropped if there is none).
+    const back = this.#sender.detach();
 
     const counters = this.#counters;
     counters.lastCloseAt = Date.now();
@@ -359,9 +431,11 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
       status: cause?.details.status, uptimeMs: conn ? Date.now() - conn.openedAt : undefined,
     }, 'close');
 
+    for (const item of back) {
+      const error = this.#outbox.push(item);
+      if (error) this.#drop(error, item.bytes, item.tag);
+    }
     this.#next(retry, reason, cause);
-    // A sender waiting for 'drain' is released: its next sends are queued (or refused), not blocked.
-    if (wasWaiting) this.#emit('drain');
   }
 
   /** After a teardown: retry now, retry after backoff, or close for good. */
@@ -406,12 +480,6 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
   }
 
   // ── sending ──────────────────────────────────────────────────────────────
-
-  #write(conn: Connection, data: Buffer | string, binary: boolean, bytes: number): void {
-    conn.ws.send(data, { binary });
-    this.#counters.messagesOut++;
-    this.#counters.bytesOut += bytes;
-  }
 
   #drop(error: WshubError, bytes: number, tag: unknown): void {
     this.#counters.countDrop(error.code);

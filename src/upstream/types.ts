@@ -93,6 +93,12 @@ export interface UpstreamStats {
   lastRttMs: number | undefined;
   queue: { messages: number; bytes: number };
   dropped: Record<string, number>;
+  /**
+   * The account of every message given to `send()`: `accepted` = `sent`
+   * (handed to the kernel) + `dropped` (by reason in `dropped`) + `held`
+   * (still in the outage queue, waiting for room, or being written).
+   */
+  sends?: { accepted: number; sent: number; dropped: number; held: number; heldBytes: number };
 }
 
 /** Backoff between attempts: exponential with full jitter. */
@@ -154,8 +160,10 @@ export interface ResilientWebSocketOptions {
   backoff?: BackoffOptions;
   /** How long `close()` waits for the server's close frame before terminating. @default 5000 */
   closeTimeoutMs?: number;
-  /** `send()` answers `wait: true` once ws's `bufferedAmount` passes this. @default 1 MiB */
+  /** `send()` answers `wait: true` once the bytes held for the upstream pass this; past it messages wait in the client until the socket drains. @default 1 MiB */
   highWaterMarkBytes?: number;
+  /** Most bytes held for the upstream while open (buffered in the socket plus waiting); a send past it is refused with `ERR_SEND_BUFFER_FULL`. @default 4 MiB */
+  sendBufferBytes?: number;
   /** @default 15000; 0 disables pings */
   pingIntervalMs?: number;
   /** @default 5000 */
@@ -189,6 +197,8 @@ export interface ResilientWebSocketEvents {
   open: [OpenInfo];
   message: [data: Buffer, isBinary: boolean];
   drop: [DropNotice];
+  /** A message sent with a `tag` was handed to the kernel (its answer may come now). */
+  sent: [tag: unknown];
   drain: [];
   /** A probe after a local address change, with its outcome; logged either way. */
   probe: [{ type: 'probe'; trigger: string; ok: boolean; rttMs?: number }];
