@@ -4,31 +4,41 @@
  *
  * - Upstream messages: the topic is read from the configured field path
  *   (`stream`, `arg.channel`); a message with a topic goes to that topic's
- *   subscribers; a message whose id is one the hub is waiting for is a
- *   response and goes back to the session that asked, with the session's own
- *   id; anything else (notices, non-JSON, binary) goes to every session.
- * - Session messages matching the subscribe/unsubscribe templates are
- *   deduplicated: the first subscriber of a topic makes the hub subscribe
- *   upstream, the last one leaving (or exiting) unsubscribes; every session
- *   gets its acknowledgement with its own id. Other messages carrying an id are
- *   requests: the id is rewritten to a hub-unique one and the answer routed
- *   back. Messages without an id, non-JSON text and binary go upstream verbatim
- *   (transparent mode promises the upstream's own behaviour, errors included).
- * - After a reconnect every live topic is subscribed again; those acks are
- *   the hub's own and go to no one (except sessions still waiting for theirs).
- * - A request whose answer never comes (the upstream dropped, or
- *   `requestTimeoutMs` passed) is counted as a session error
- *   (`ERR_UPSTREAM_UNAVAILABLE`, `ERR_REQUEST_TIMEOUT`): this adapter knows no
- *   error format of the upstream's to answer with.
+ *   subscribers; a message whose id is one the hub is waiting for is an
+ *   answer and goes back to the session that asked, with the session's own
+ *   id spliced in (every other byte as the upstream sent it); anything else
+ *   (notices, non-JSON, binary) goes to every session.
+ * - Session frames matching the subscribe/unsubscribe templates are
+ *   deduplicated (topics.ts): one upstream subscribe per topic, each session
+ *   answered with its own id, in the upstream's words. Other frames carrying
+ *   an id are requests: the id (a string or a number, at most 256
+ *   characters; anything else is refused at the door) is rewritten to a
+ *   hub-unique one and the answer routed back. At most `maxInFlight` requests
+ *   per session wait for answers. Frames without an id, non-JSON text and
+ *   binary go upstream verbatim (transparent mode promises the upstream's own
+ *   behaviour, errors included).
+ * - A request whose answer cannot come (the upstream dropped after it was
+ *   written, `requestTimeoutMs` passed, or it was refused before being sent)
+ *   is answered with a session error (`ERR_UPSTREAM_UNAVAILABLE`,
+ *   `ERR_REQUEST_TIMEOUT`, the refusal's code): envelope sessions get an
+ *   `error` frame for their `req`; this adapter knows no error format of the
+ *   upstream's to answer a transparent worker with, so there it is counted
+ *   and logged. A request still queued when the upstream drops is sent on
+ *   reconnect, not failed.
  */
 import { WshubError } from '../errors.js';
-import type { Session } from '../hub/session.js';
-import { FrameTemplate, getPath, type JsonId } from './template.js';
-import type { Adapter, AdapterContext } from './types.js';
+import { objectMembers, spanText, splice } from './json-scan.js';
+import { FrameTemplate, getPath } from './template.js';
+import { TopicBook, type JsonTopicStats } from './topics.js';
+import type { Adapter, AdapterHost, Outcome, SessionHandle } from './types.js';
 
 export const DEFAULT_JSON_ACK = '{"result":null,"id":{id}}';
 export const DEFAULT_JSON_ID_FIELD = 'id';
+export const DEFAULT_JSON_ERROR_FIELD = 'error';
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+export const DEFAULT_JSON_MAX_IN_FLIGHT = 1024;
+/** Longest request id accepted (in characters, as JSON text), like the envelope's. */
+export const MAX_REQUEST_ID_CHARS = 256;
 /** Hub ids of abandoned requests remembered, so their late answers are recognized and dropped. */
 const RETIRED_IDS_KEPT = 10_000;
 
@@ -39,272 +49,183 @@ export interface JsonAdapterOptions {
   subscribe: string;
   /** Unsubscribe frame template. */
   unsubscribe: string;
-  /** Acknowledgement the hub sends itself when no upstream answer applies (topic already subscribed). @default '{"result":null,"id":{id}}' */
+  /** Acknowledgement the hub sends itself when no upstream answer applies (topic already live). @default '{"result":null,"id":{id}}' */
   ack?: string;
   /** Field of request ids. @default 'id' */
   idField?: string;
+  /** An answer with this field present and not null/false is a refusal. @default 'error' */
+  errorField?: string;
   /** @default 30000 */
   requestTimeoutMs?: number;
+  /** Requests one session may have waiting for answers. @default 1024 */
+  maxInFlight?: number;
 }
 
-/** A session's subscribe/unsubscribe frame waiting for upstream acks before it is answered. */
-interface Join {
-  session: Session;
-  id: JsonId | null | undefined;
-  remaining: number;
-  answer: Record<string, unknown> | undefined;
-}
-
-interface TopicState {
-  acked: boolean;
-  hubId: number | undefined;
-  waiting: Join[];
-}
-
-interface PendingRequest {
-  kind: 'subscribe' | 'unsubscribe' | 'request';
-  topics: string[];
-  join: Join | undefined;
-  deadline: number;
+interface Request {
+  readonly session: SessionHandle;
+  /** The worker's id, exactly as it wrote it. */
+  readonly idText: string;
+  readonly deadline: number;
+  /** Handed to the kernel: if the upstream drops now, the answer cannot come. */
+  sent: boolean;
 }
 
 export class JsonAdapter implements Adapter {
   readonly kind = 'json' as const;
-  readonly #ctx: AdapterContext;
+  readonly #host: AdapterHost;
   readonly #topicPath: string[];
   readonly #idField: string;
   readonly #subscribe: FrameTemplate;
   readonly #unsubscribe: FrameTemplate;
-  readonly #ackTemplate: string;
   readonly #timeoutMs: number;
-  readonly #topics = new Map<string, TopicState>();
-  readonly #pending = new Map<number, PendingRequest>();
-  #nextId = 1;
-  #sweeper: NodeJS.Timeout | undefined;
-  #upstreamSubscribes = 0;
+  readonly #maxInFlight: number;
+  readonly #book: TopicBook;
+  readonly #requests = new Map<number, Request>();
+  readonly #inFlight = new Map<SessionHandle, number>();
   readonly #retired = new Set<number>();
+  #sweeper: NodeJS.Timeout | undefined;
   #orphanAnswers = 0;
-  #upstreamUnsubscribes = 0;
 
-  constructor(ctx: AdapterContext, options: JsonAdapterOptions) {
-    this.#ctx = ctx;
+  constructor(host: AdapterHost, options: JsonAdapterOptions) {
+    this.#host = host;
     this.#topicPath = options.topic.split('.');
     this.#idField = options.idField ?? DEFAULT_JSON_ID_FIELD;
-    this.#subscribe = new FrameTemplate(options.subscribe, `upstreams.${ctx.upstream}.subscribe`);
-    this.#unsubscribe = new FrameTemplate(options.unsubscribe, `upstreams.${ctx.upstream}.unsubscribe`);
-    this.#ackTemplate = options.ack ?? DEFAULT_JSON_ACK;
+    this.#subscribe = new FrameTemplate(options.subscribe, `upstreams.${host.upstream}.subscribe`);
+    this.#unsubscribe = new FrameTemplate(options.unsubscribe, `upstreams.${host.upstream}.unsubscribe`);
     this.#timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#maxInFlight = options.maxInFlight ?? DEFAULT_JSON_MAX_IN_FLIGHT;
+    this.#book = new TopicBook(host, {
+      subscribe: this.#subscribe,
+      unsubscribe: this.#unsubscribe,
+      ack: options.ack ?? DEFAULT_JSON_ACK,
+      idField: this.#idField,
+      errorField: options.errorField ?? DEFAULT_JSON_ERROR_FIELD,
+      timeoutMs: this.#timeoutMs,
+      newId: () => this.#newId(),
+      armSweeper: () => this.#ensureSweeper(),
+    });
   }
 
-  onSessionMessage(session: Session, data: Buffer, isBinary: boolean): void {
+  fromSession(session: SessionHandle, data: Buffer, isBinary: boolean): Outcome {
     const message = isBinary ? undefined : parseJson(data);
     if (message === undefined || typeof message !== 'object' || message === null || Array.isArray(message)) {
-      this.#ctx.sendUpstream(data, isBinary, session);
-      return;
+      return verbatim(session, data, isBinary);
     }
     const sub = this.#subscribe.match(message);
-    if (sub) return this.#sessionSubscribe(session, sub.topics, sub.id);
+    if (sub) return this.#book.sessionSubscribe(session, sub.topics, idTextOf(sub.id));
     const unsub = this.#unsubscribe.match(message);
-    if (unsub) return this.#sessionUnsubscribe(session, unsub.topics, unsub.id);
-    const record = message as Record<string, unknown>;
-    const id = record[this.#idField];
-    if (id === undefined || id === null) {
-      this.#ctx.sendUpstream(data, false, session);
-      return;
+    if (unsub) return this.#book.sessionUnsubscribe(session, unsub.topics, idTextOf(unsub.id));
+    const id = (message as Record<string, unknown>)[this.#idField];
+    if (id === undefined || id === null) return verbatim(session, data, false);
+    const span = objectMembers(data)?.get(this.#idField);
+    if ((typeof id !== 'string' && typeof id !== 'number') || !span || span[1] - span[0] > MAX_REQUEST_ID_CHARS) {
+      return refuse(session, new WshubError('ERR_BAD_MESSAGE', `request ${this.#idField} must be a string or a number of at most ${MAX_REQUEST_ID_CHARS} characters; frame not sent`));
+    }
+    const waiting = this.#inFlight.get(session) ?? 0;
+    if (waiting >= this.#maxInFlight) {
+      return refuse(session, new WshubError('ERR_TOO_MANY_REQUESTS', `${waiting} requests of this session already wait for answers from ${this.#host.upstream} (maxInFlight=${this.#maxInFlight})`));
     }
     const hubId = this.#newId();
-    const join: Join = { session, id: id as JsonId, remaining: 1, answer: undefined };
-    this.#pending.set(hubId, { kind: 'request', topics: [], join, deadline: Date.now() + this.#timeoutMs });
+    this.#requests.set(hubId, { session, idText: spanText(data, span), deadline: Date.now() + this.#timeoutMs, sent: false });
+    this.#inFlight.set(session, waiting + 1);
     this.#ensureSweeper();
-    record[this.#idField] = hubId;
-    this.#ctx.sendUpstream(JSON.stringify(record), false, session);
+    return { upstream: [{ data: splice(data, span, String(hubId)), isBinary: false, session, tag: hubId }] };
   }
 
-  onSessionClose(session: Session): void {
-    for (const [hubId, pending] of this.#pending) {
-      if (pending.join?.session === session && pending.kind === 'request') {
-        this.#pending.delete(hubId);
-        this.#retire(hubId);
-      }
-    }
-    for (const state of this.#topics.values()) {
-      if (state.waiting.length > 0) state.waiting = state.waiting.filter((j) => j.session !== session);
-    }
-  }
-
-  onTopicAbandoned(topic: string): void {
-    this.#topics.delete(topic);
-    if (this.#ctx.upstreamOpen()) this.#sendFrames(this.#unsubscribe, 'unsubscribe', [topic], undefined);
-  }
-
-  onUpstreamMessage(data: Buffer, isBinary: boolean): void {
+  fromUpstream(data: Buffer, isBinary: boolean): Outcome {
     const message = isBinary ? undefined : parseJson(data);
-    if (message === undefined || message === null || typeof message !== 'object') {
-      this.#ctx.broadcast(data, isBinary);
-      return;
-    }
+    if (message === undefined || message === null || typeof message !== 'object') return { publish: { to: 'everyone' }, json: false };
     const topic = getPath(message, this.#topicPath);
-    if (typeof topic === 'string' || typeof topic === 'number') {
-      this.#ctx.publish(String(topic), data, isBinary, true);
-      return;
-    }
+    if (typeof topic === 'string' || typeof topic === 'number') return { publish: { to: 'topic', topic: String(topic) }, json: true };
     const id = (message as Record<string, unknown>)[this.#idField];
     if (typeof id === 'number') {
-      const pending = this.#pending.get(id);
-      if (pending) {
-        this.#pending.delete(id);
-        this.#retire(id);
-        this.#answer(pending, message as Record<string, unknown>);
-        return;
-      }
+      const request = this.#requests.get(id);
+      if (request) return this.#answer(id, request, data);
+      const answered = this.#book.upstreamAnswer(id, data, message as Record<string, unknown>);
+      if (answered) return answered;
       if (this.#retired.has(id)) {
-        // An answer nobody waits for any more (asker left, timed out, reconnect replay): never to other sessions.
+        // An answer nobody waits for any more (asker left, timed out): never to other sessions.
         this.#orphanAnswers++;
-        return;
+        return { publish: { to: 'none', reason: 'ERR_ORPHAN_ANSWER' } };
       }
     }
-    this.#ctx.broadcast(data, isBinary, true);
+    return { publish: { to: 'everyone' }, json: true };
   }
 
-  onUpstreamOpen(): void {
-    const live = [...this.#ctx.liveTopics()];
-    if (live.length === 0) return;
-    for (const topic of live) {
-      const state = this.#topics.get(topic) ?? { acked: false, hubId: undefined, waiting: [] };
-      state.acked = false;
-      this.#topics.set(topic, state);
-    }
-    this.#sendFrames(this.#subscribe, 'subscribe', live, undefined);
-  }
-
-  onUpstreamDown(): void {
-    for (const [hubId, pending] of this.#pending) {
-      this.#pending.delete(hubId);
-      this.#retire(hubId);
-      if (pending.kind === 'request' && pending.join) {
-        this.#ctx.sessionError(pending.join.session, new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.#ctx.upstream} dropped with request ${String(pending.join.id)} in flight`, { details: { requestId: pending.join.id } }));
-      } else if (pending.kind === 'unsubscribe' && pending.join) {
-        // The upstream forgets subscriptions when the connection goes; the unsubscribe is done.
-        this.#complete(pending.join, undefined);
-      }
-    }
-    for (const state of this.#topics.values()) {
-      state.acked = false;
-      state.hubId = undefined;
-    }
-  }
-
-  /** Envelope `sub`: the same dedup as a session's own subscribe frame, acknowledged by the envelope layer. */
-  subscribe(session: Session, topic: string, snapshot: boolean): WshubError | undefined {
-    const first = this.#ctx.addSubscriber(topic, session, snapshot);
-    if (first || !this.#topics.has(topic)) {
-      this.#topics.set(topic, { acked: false, hubId: undefined, waiting: [] });
-      if (this.#ctx.upstreamOpen()) this.#sendFrames(this.#subscribe, 'subscribe', [topic], undefined);
-    }
+  detached(session: SessionHandle): undefined {
+    for (const [hubId, request] of this.#requests) if (request.session === session) this.#finish(hubId, request);
+    this.#book.forget(session);
     return undefined;
   }
 
-  unsubscribe(session: Session, topic: string): void {
-    if (this.#ctx.removeSubscriber(topic, session)) this.onTopicAbandoned(topic);
+  abandoned(topics: readonly string[]): Outcome | undefined {
+    return this.#book.abandoned(topics);
+  }
+
+  opened(): Outcome | undefined {
+    return this.#book.replay();
+  }
+
+  down(_cause: WshubError | undefined, final: boolean): Outcome | undefined {
+    const outcome: Outcome = { errors: [] };
+    for (const [hubId, request] of this.#requests) {
+      // A request still waiting to be written goes out on the next connection; one already written cannot be answered.
+      if (!request.sent && !final) continue;
+      this.#finish(hubId, request);
+      outcome.errors!.push({
+        session: request.session,
+        error: new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.#host.upstream} ${final ? 'closed' : 'dropped'} with request ${request.idText} in flight`, { details: { requestId: request.idText } }),
+      });
+    }
+    this.#book.down();
+    return outcome;
+  }
+
+  sent(tag: unknown): void {
+    const request = typeof tag === 'number' ? this.#requests.get(tag) : undefined;
+    if (request) request.sent = true;
+  }
+
+  refused(tag: unknown, error: WshubError): Outcome | undefined {
+    if (typeof tag !== 'number') return undefined;
+    const request = this.#requests.get(tag);
+    if (request) {
+      this.#finish(tag, request);
+      return { errors: [{ session: request.session, error }] };
+    }
+    return this.#book.refused(tag);
+  }
+
+  /** Envelope `sub`: the same dedup as a session's own subscribe frame, acknowledged by the envelope layer. */
+  subscribe(session: SessionHandle, topic: string, snapshot: boolean): Outcome {
+    return this.#book.envelopeSubscribe(session, topic, snapshot);
+  }
+
+  unsubscribe(session: SessionHandle, topic: string): Outcome {
+    return this.#book.sessionUnsubscribe(session, [topic], undefined);
   }
 
   stats(): Record<string, unknown> {
-    return {
-      pendingRequests: this.#pending.size,
-      upstreamTopics: this.#topics.size,
-      upstreamSubscribes: this.#upstreamSubscribes,
-      upstreamUnsubscribes: this.#upstreamUnsubscribes,
-      orphanAnswers: this.#orphanAnswers,
-    };
+    const book: JsonTopicStats = this.#book.stats();
+    return { pendingRequests: this.#requests.size, ...book, orphanAnswers: this.#orphanAnswers };
   }
 
-  #sessionSubscribe(session: Session, topics: string[], id: JsonId | null | undefined): void {
-    const join: Join = { session, id, remaining: 0, answer: undefined };
-    const fresh: string[] = [];
-    for (const topic of topics) {
-      const first = this.#ctx.addSubscriber(topic, session);
-      const state = this.#topics.get(topic);
-      if (first || !state) {
-        fresh.push(topic);
-        this.#topics.set(topic, { acked: false, hubId: undefined, waiting: [join] });
-        join.remaining++;
-      } else if (!state.acked) {
-        state.waiting.push(join);
-        join.remaining++;
-      }
+  #answer(hubId: number, request: Request, data: Buffer): Outcome {
+    this.#finish(hubId, request);
+    const span = objectMembers(data)?.get(this.#idField);
+    if (request.session.closed || !span) {
+      this.#orphanAnswers++;
+      return { publish: { to: 'none', reason: 'ERR_ORPHAN_ANSWER' } };
     }
-    if (fresh.length > 0 && this.#ctx.upstreamOpen()) this.#sendFrames(this.#subscribe, 'subscribe', fresh, undefined);
-    if (join.remaining === 0) this.#complete(join, undefined);
+    return { replies: [{ session: request.session, data: splice(data, span, request.idText), answers: request.idText }] };
   }
 
-  #sessionUnsubscribe(session: Session, topics: string[], id: JsonId | null | undefined): void {
-    const last: string[] = [];
-    for (const topic of topics) {
-      if (this.#ctx.removeSubscriber(topic, session)) {
-        last.push(topic);
-        this.#topics.delete(topic);
-      }
-    }
-    const join: Join = { session, id, remaining: 0, answer: undefined };
-    if (last.length > 0 && this.#ctx.upstreamOpen()) {
-      join.remaining = this.#sendFrames(this.#unsubscribe, 'unsubscribe', last, join);
-    }
-    if (join.remaining === 0) this.#complete(join, undefined);
-  }
-
-  /** Send subscribe/unsubscribe frames for `topics`; returns how many frames (acks to wait for) were sent. */
-  #sendFrames(template: FrameTemplate, kind: 'subscribe' | 'unsubscribe', topics: string[], join: Join | undefined): number {
-    const batches = template.multiTopic ? [topics] : topics.map((t) => [t]);
-    for (const batch of batches) {
-      const hubId = this.#newId();
-      this.#pending.set(hubId, { kind, topics: batch, join, deadline: Date.now() + this.#timeoutMs });
-      if (kind === 'subscribe') {
-        for (const topic of batch) {
-          const state = this.#topics.get(topic);
-          if (state) state.hubId = hubId;
-        }
-        this.#upstreamSubscribes++;
-      } else this.#upstreamUnsubscribes++;
-      this.#ctx.sendUpstream(template.render(batch, hubId), false, undefined);
-    }
-    this.#ensureSweeper();
-    return batches.length;
-  }
-
-  #answer(pending: PendingRequest, message: Record<string, unknown>): void {
-    if (pending.kind === 'subscribe') {
-      for (const topic of pending.topics) {
-        const state = this.#topics.get(topic);
-        if (!state) continue;
-        state.acked = true;
-        const waiting = state.waiting;
-        state.waiting = [];
-        for (const join of waiting) {
-          join.remaining--;
-          join.answer = message;
-          if (join.remaining === 0) this.#complete(join, message);
-        }
-      }
-      return;
-    }
-    if (pending.join) {
-      pending.join.remaining--;
-      if (pending.join.remaining === 0) this.#complete(pending.join, message);
-    }
-  }
-
-  /** Answer a session's frame with its own id: the upstream's answer when there is one, else the ack template. */
-  #complete(join: Join, answer: Record<string, unknown> | undefined): void {
-    if (join.id === undefined || join.session.closed) return;
-    const source = answer ?? join.answer;
-    const text = source
-      ? JSON.stringify({ ...source, [this.#idField]: join.id })
-      : this.#ackTemplate.replace('{id}', JSON.stringify(join.id));
-    this.#ctx.reply(join.session, text);
-  }
-
-  /** Remember a hub id whose answer, if it still comes, belongs to no one (bounded: the oldest are forgotten). */
-  #retire(hubId: number): void {
+  /** The request is over (answered, failed, or its session left): its id is retired so a late answer is recognized. */
+  #finish(hubId: number, request: Request): void {
+    if (!this.#requests.delete(hubId)) return;
+    const left = (this.#inFlight.get(request.session) ?? 1) - 1;
+    if (left > 0) this.#inFlight.set(request.session, left);
+    else this.#inFlight.delete(request.session);
     this.#retired.add(hubId);
     if (this.#retired.size > RETIRED_IDS_KEPT) {
       const oldest = this.#retired.values().next().value;
@@ -313,36 +234,50 @@ export class JsonAdapter implements Adapter {
   }
 
   #newId(): number {
-    const id = this.#nextId;
-    this.#nextId = this.#nextId >= Number.MAX_SAFE_INTEGER ? 1 : this.#nextId + 1;
-    return id;
+    return this.#book.nextId();
   }
 
   #ensureSweeper(): void {
     if (this.#sweeper) return;
-    this.#sweeper = setInterval(() => this.#sweep(), Math.min(1000, this.#timeoutMs));
+    this.#sweeper = setInterval(() => this.#sweep(), Math.min(1000, Math.max(20, Math.floor(this.#timeoutMs / 4))));
     this.#sweeper.unref();
   }
 
   #sweep(): void {
     const now = Date.now();
-    for (const [hubId, pending] of this.#pending) {
-      if (pending.deadline > now) continue;
-      this.#pending.delete(hubId);
-      this.#retire(hubId);
-      if (pending.join && pending.kind === 'request') {
-        this.#ctx.sessionError(pending.join.session, new WshubError('ERR_REQUEST_TIMEOUT', `upstream ${this.#ctx.upstream} did not answer request ${String(pending.join.id)} within ${this.#timeoutMs} ms`, { details: { requestId: pending.join.id } }));
-      }
+    const outcome: Outcome = { errors: [] };
+    for (const [hubId, request] of this.#requests) {
+      if (request.deadline > now) continue;
+      this.#finish(hubId, request);
+      outcome.errors!.push({
+        session: request.session,
+        error: new WshubError('ERR_REQUEST_TIMEOUT', `upstream ${this.#host.upstream} did not answer request ${request.idText} within ${this.#timeoutMs} ms`, { details: { requestId: request.idText } }),
+      });
     }
-    if (this.#pending.size === 0 && this.#sweeper) {
+    const expired = this.#book.sweep(now);
+    if (expired) Object.assign(outcome, { ...expired, errors: [...outcome.errors!, ...(expired.errors ?? [])] });
+    if (outcome.errors!.length > 0 || expired) this.#host.apply(outcome);
+    if (this.#requests.size === 0 && !this.#book.waiting && this.#sweeper) {
       clearInterval(this.#sweeper);
       this.#sweeper = undefined;
     }
   }
 }
 
-function parseJson(data: Buffer): unknown {
-  // Cheap pre-check: only objects and arrays are worth parsing.
+function verbatim(session: SessionHandle, data: Buffer, isBinary: boolean): Outcome {
+  return { upstream: [{ data, isBinary, session }] };
+}
+
+function refuse(session: SessionHandle, error: WshubError): Outcome {
+  return { errors: [{ session, error }] };
+}
+
+function idTextOf(id: string | number | null | undefined): string | undefined {
+  return id === undefined ? undefined : JSON.stringify(id);
+}
+
+/** JSON objects and arrays only (a cheap first-byte check spares a parse of everything else). */
+export function parseJson(data: Buffer): unknown {
   let i = 0;
   while (i < data.length && (data[i] === 0x20 || data[i] === 0x0a || data[i] === 0x0d || data[i] === 0x09)) i++;
   if (data[i] !== 0x7b && data[i] !== 0x5b) return undefined;

@@ -5,7 +5,7 @@
  * upstream, by the hub (error), or never when its session left — and batch
  * members are collected into their batch.
  */
-import type { Session } from '../hub/session.js';
+import type { SessionHandle } from './types.js';
 import type { Batch, Call, LocalSub, UpstreamSub } from './jsonrpc-subs.js';
 
 /** What a hub id at the upstream stands for. */
@@ -21,16 +21,18 @@ export interface SessionState {
 
 export interface CallTableOptions {
   timeoutMs: number;
-  /** Deliver an answer (a single response or a whole batch) to a session. */
-  reply: (session: Session, payload: Buffer) => void;
+  /** Deliver an answer (a single response or a whole batch) to a session; `idText` is the request's id (a batch's first). */
+  reply: (session: SessionHandle, payload: Buffer, idText: string) => void;
   /** A call passed its deadline; the table has not answered it (the adapter does, with `finish`). */
   onExpired: (call: Call) => void;
   /** The upstream never answered one of the hub's own unsubscribes. */
   onUnsubscribeExpired: () => void;
+  /** A sweep ended (what it decided can be applied now). */
+  onSwept: () => void;
 }
 
 export class CallTable {
-  readonly sessions = new Map<Session, SessionState>();
+  readonly sessions = new Map<SessionHandle, SessionState>();
   readonly calls = new Set<Call>();
   /** Hub ids in flight at the upstream. */
   readonly pending = new Map<number, HubPending>();
@@ -42,14 +44,14 @@ export class CallTable {
     this.#options = options;
   }
 
-  state(session: Session): SessionState {
+  state(session: SessionHandle): SessionState {
     let state = this.sessions.get(session);
     if (!state) this.sessions.set(session, (state = { calls: new Set(), subs: new Map(), subscribing: 0 }));
     return state;
   }
 
   /** A new call waiting for an answer; counted in its batch. */
-  open(session: Session, state: SessionState, idText: string, batch: Batch | undefined): Call {
+  open(session: SessionHandle, state: SessionState, idText: string, batch: Batch | undefined): Call {
     const call: Call = { session, idText, batch, deadline: Date.now() + this.#options.timeoutMs, hubId: undefined, sent: false, sub: undefined };
     if (batch) batch.expected++;
     state.calls.add(call);
@@ -58,11 +60,11 @@ export class CallTable {
     return call;
   }
 
-  /** Send `call` upstream under a fresh hub id; returns the id. */
-  dispatch(call: Call, sent: boolean): number {
+  /** Send `call` upstream under a fresh hub id; returns the id. Not `sent` until the upstream client says it was written. */
+  dispatch(call: Call): number {
     const hubId = this.newHubId();
     call.hubId = hubId;
-    call.sent = sent;
+    call.sent = false;
     this.pending.set(hubId, { kind: 'call', call });
     return hubId;
   }
@@ -71,17 +73,17 @@ export class CallTable {
   finish(call: Call, payload: Buffer | string): void {
     if (!this.forget(call)) return;
     const buf = typeof payload === 'string' ? Buffer.from(payload) : payload;
-    if (!call.batch) this.#options.reply(call.session, buf);
+    if (!call.batch) this.#options.reply(call.session, buf, call.idText);
     else {
       call.batch.parts.push(buf);
-      if (call.batch.complete) this.#options.reply(call.session, call.batch.encode());
+      if (call.batch.complete) this.#options.reply(call.session, call.batch.encode(), call.idText);
     }
   }
 
   /** An answer the hub makes at once (no call needed): to the session, or into its batch. */
-  answerNow(session: Session, batch: Batch | undefined, text: string): void {
+  answerNow(session: SessionHandle, batch: Batch | undefined, text: string, idText = 'null'): void {
     if (!batch) {
-      this.#options.reply(session, Buffer.from(text));
+      this.#options.reply(session, Buffer.from(text), idText);
       return;
     }
     batch.expected++;
@@ -89,9 +91,9 @@ export class CallTable {
   }
 
   /** A batch has all its members: answer it now if every answer is already there. */
-  seal(session: Session, batch: Batch): void {
+  seal(session: SessionHandle, batch: Batch): void {
     batch.sealed = true;
-    if (batch.complete) this.#options.reply(session, batch.encode());
+    if (batch.complete) this.#options.reply(session, batch.encode(), 'null');
   }
 
   /** Drop a call from every index without answering; false when it was already gone. */
@@ -150,6 +152,7 @@ export class CallTable {
         this.#options.onUnsubscribeExpired();
       }
     }
+    this.#options.onSwept();
     if (this.calls.size === 0 && unsubscribes === 0 && this.#sweeper) {
       clearInterval(this.#sweeper);
       this.#sweeper = undefined;

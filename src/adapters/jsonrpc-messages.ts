@@ -38,6 +38,8 @@ export const rpcErrors = {
   subscriptionNotFound: (): RpcError => ({ code: RPC_SERVER_ERROR, message: 'subscription not found', wshub: undefined }),
   upstreamLost: (upstream: string): RpcError => ({ code: RPC_SERVER_ERROR, message: 'upstream connection lost', wshub: 'ERR_UPSTREAM_UNAVAILABLE', details: { upstream } }),
   upstreamClosed: (upstream: string): RpcError => ({ code: RPC_SERVER_ERROR, message: 'upstream closed', wshub: 'ERR_UPSTREAM_UNAVAILABLE', details: { upstream } }),
+  /** The request never reached the node (its queue was full, it expired waiting, its connection died before it was written). */
+  notSent: (cause: { code: ErrorCode; message: string }): RpcError => ({ code: RPC_SERVER_ERROR, message: 'request not sent to the upstream', wshub: cause.code, details: { reason: cause.message } }),
   timeout: (timeoutMs: number): RpcError => ({ code: RPC_TIMEOUT, message: 'request timed out', wshub: 'ERR_REQUEST_TIMEOUT', details: { timeoutMs } }),
   tooManyRequests: (limit: number): RpcError => ({ code: RPC_LIMIT_EXCEEDED, message: `limit exceeded: at most ${limit} requests in flight per connection`, wshub: 'ERR_TOO_MANY_REQUESTS', details: { limit } }),
   tooManySubscriptions: (limit: number): RpcError => ({ code: RPC_LIMIT_EXCEEDED, message: `limit exceeded: at most ${limit} subscriptions per connection`, wshub: 'ERR_TOO_MANY_SUBSCRIPTIONS', details: { limit } }),

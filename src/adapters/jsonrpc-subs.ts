@@ -9,12 +9,12 @@
  * bits, like geth), or numbers when the node's ids are numbers.
  */
 import { randomBytes } from 'node:crypto';
-import type { Session } from '../hub/session.js';
-import type { SplicePoint } from './jsonrpc-scan.js';
+import type { SessionHandle } from './types.js';
+import type { SplicePoint } from './json-scan.js';
 
 /** A session's request waiting for its answer (from the upstream, or from an upstream subscribe it waits on). */
 export interface Call {
-  readonly session: Session;
+  readonly session: SessionHandle;
   /** The request's id exactly as the worker wrote it. */
   readonly idText: string;
   readonly batch: Batch | undefined;
@@ -73,7 +73,7 @@ export interface LocalSub {
   /** The local id as JSON text (`"0x…"` or `17`), the key everywhere. */
   readonly idText: string;
   readonly idBytes: Buffer;
-  readonly session: Session;
+  readonly session: SessionHandle;
   readonly sub: UpstreamSub;
   /** Conflation key: one per local subscription, so two ids of one session never conflate into each other. */
   readonly topic: string;
@@ -108,7 +108,7 @@ export class LocalIds {
  */
 export function fanOut(sub: UpstreamSub, point: SplicePoint, deliver: (local: LocalSub, payload: Buffer) => void): number {
   let n = 0;
-  let groups: Map<string, Map<Session, LocalSub[]>> | undefined;
+  let groups: Map<string, Map<SessionHandle, LocalSub[]>> | undefined;
   for (const local of sub.locals.values()) {
     const group = local.session.group;
     if (group === undefined) {
@@ -118,7 +118,7 @@ export function fanOut(sub: UpstreamSub, point: SplicePoint, deliver: (local: Lo
     }
     groups ??= new Map();
     let members = groups.get(group);
-    if (!members) groups.set(group, (members = new Map<Session, LocalSub[]>()));
+    if (!members) groups.set(group, (members = new Map<SessionHandle, LocalSub[]>()));
     const held = members.get(local.session);
     if (held) held.push(local);
     else members.set(local.session, [local]);
@@ -127,7 +127,7 @@ export function fanOut(sub: UpstreamSub, point: SplicePoint, deliver: (local: Lo
   sub.turn++;
   for (const members of groups.values()) {
     const sessions = [...members.keys()];
-    let best: Session | undefined;
+    let best: SessionHandle | undefined;
     for (let k = 0; k < sessions.length; k++) {
       const candidate = sessions[(sub.turn + k) % sessions.length]!;
       if (!best || candidate.backlogBytes < best.backlogBytes) best = candidate;

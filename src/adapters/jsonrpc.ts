@@ -20,15 +20,15 @@
  */
 import { z } from '../zod.js';
 import { WshubError, type ErrorCode } from '../errors.js';
-import type { Session } from '../hub/session.js';
 import { parseOptions } from '../options.js';
 import {
   asRequest, errorResponse, isIdValue, resultResponse, rpcErrors, subscribeNamespace, unsubscribeNamespace, type RpcError, type RpcRequest,
 } from './jsonrpc-messages.js';
-import { arrayElements, canonicalJson, firstByte, objectMembers, SplicePoint, spanText, spanValue, splice, type Span } from './jsonrpc-scan.js';
+import { arrayElements, canonicalJson, firstByte, objectMembers, SplicePoint, spanText, spanValue, splice, type Span } from './json-scan.js';
 import { CallTable, type SessionState } from './jsonrpc-calls.js';
 import { Batch, fanOut, LocalIds, newUpstreamSub, type Call, type LocalSub, type UpstreamSub } from './jsonrpc-subs.js';
-import type { Adapter, AdapterContext } from './types.js';
+import { OutcomeBuilder } from './outcome.js';
+import type { Adapter, AdapterHost, Outcome, SessionHandle } from './types.js';
 
 /** @see JsonRpcAdapterOptions.requestTimeoutMs */
 export const DEFAULT_JSONRPC_REQUEST_TIMEOUT_MS = 30_000;
@@ -55,7 +55,7 @@ const optionsSchema = z.strictObject({
 /** Why something was refused or could not be routed; the keys of `stats().errors`. */
 export type JsonRpcErrorKind =
   | 'parse' | 'invalidRequest' | 'tooManyRequests' | 'tooManySubscriptions' | 'subscriptionNotFound' | 'subscribeWithoutId'
-  | 'timeout' | 'upstreamLost' | 'subscribeRefused' | 'resubscribeRefused' | 'unmatchedResponse' | 'unknownSubscription' | 'unsubscribeUnanswered';
+  | 'timeout' | 'upstreamLost' | 'notSent' | 'subscribeRefused' | 'resubscribeRefused' | 'unmatchedResponse' | 'unknownSubscription' | 'unsubscribeUnanswered';
 
 /** Figures for /status. */
 export interface JsonRpcAdapterStats {
@@ -75,7 +75,9 @@ export interface JsonRpcAdapterStats {
 
 export class JsonRpcAdapter implements Adapter {
   readonly kind = 'jsonrpc' as const;
-  readonly #ctx: AdapterContext;
+  readonly #host: AdapterHost;
+  /** What the call being handled decided; returned (or applied, for timers) when it ends. */
+  readonly #out = new OutcomeBuilder();
   readonly #options: Readonly<Required<JsonRpcAdapterOptions>>;
   readonly #table: CallTable;
   readonly #subs = new Map<string, UpstreamSub>();
@@ -88,44 +90,47 @@ export class JsonRpcAdapter implements Adapter {
   #notifications = 0;
   #notificationDeliveries = 0;
 
-  constructor(ctx: AdapterContext, options: JsonRpcAdapterOptions = {}) {
-    this.#ctx = ctx;
-    this.#options = parseOptions(optionsSchema, options, `upstreams.${ctx.upstream}`);
+  constructor(host: AdapterHost, options: JsonRpcAdapterOptions = {}) {
+    this.#host = host;
+    this.#options = parseOptions(optionsSchema, options, `upstreams.${host.upstream}`);
     this.#localIds = new LocalIds((text) => this.#locals.has(text));
     this.#table = new CallTable({
       timeoutMs: this.#options.requestTimeoutMs,
-      reply: (session, payload) => this.#ctx.reply(session, payload),
+      reply: (session, payload, idText) => this.#out.reply({ session, data: payload, answers: idText }),
       onExpired: (call) => this.#expire(call),
       onUnsubscribeExpired: () => this.#count('unsubscribeUnanswered'),
+      onSwept: () => {
+        if (!this.#out.empty) this.#host.apply(this.#out.take());
+      },
     });
   }
 
   /** Build from an upstream's config entry (its keys may be present but undefined). */
-  static fromConfig(ctx: AdapterContext, config: { requestTimeoutMs?: number | undefined; maxInFlight?: number | undefined; maxSubscriptions?: number | undefined }): JsonRpcAdapter {
+  static fromConfig(host: AdapterHost, config: { requestTimeoutMs?: number | undefined; maxInFlight?: number | undefined; maxSubscriptions?: number | undefined }): JsonRpcAdapter {
     const options: JsonRpcAdapterOptions = {};
     if (config.requestTimeoutMs !== undefined) options.requestTimeoutMs = config.requestTimeoutMs;
     if (config.maxInFlight !== undefined) options.maxInFlight = config.maxInFlight;
     if (config.maxSubscriptions !== undefined) options.maxSubscriptions = config.maxSubscriptions;
-    return new JsonRpcAdapter(ctx, options);
+    return new JsonRpcAdapter(host, options);
   }
 
   // ── from sessions ──────────────────────────────────────────────────────
-  onSessionMessage(session: Session, data: Buffer): void {
+  fromSession(session: SessionHandle, data: Buffer): Outcome {
     let value: unknown;
     try {
       value = JSON.parse(data.toString('utf8')) as unknown;
     } catch {
       this.#refuse(session, undefined, 'null', rpcErrors.parse(), 'parse', 'ERR_BAD_MESSAGE');
-      return;
+      return this.#out.take();
     }
     if (!Array.isArray(value)) {
       this.#member(session, value, data, undefined);
-      return;
+      return this.#out.take();
     }
     const spans = arrayElements(data);
     if (value.length === 0 || !spans || spans.length !== value.length) {
       this.#refuse(session, undefined, 'null', rpcErrors.invalid(value.length === 0 ? 'empty batch' : 'unreadable batch'), 'invalidRequest', 'ERR_BAD_MESSAGE');
-      return;
+      return this.#out.take();
     }
     const batch = new Batch();
     value.forEach((member, i) => {
@@ -133,23 +138,28 @@ export class JsonRpcAdapter implements Adapter {
       this.#member(session, member, data.subarray(span[0], span[1]), batch);
     });
     this.#table.seal(session, batch);
+    return this.#out.take();
   }
 
-  onSessionClose(session: Session): void {
+  detached(session: SessionHandle): Outcome | undefined {
     const state = this.#table.sessions.get(session);
-    if (!state) return;
+    if (!state) return undefined;
     this.#table.sessions.delete(session);
     for (const call of state.calls) this.#table.forget(call);
     for (const local of [...state.subs.values()]) this.#dropLocal(local, state);
+    return this.#out.take();
   }
 
-  onTopicAbandoned(topic: string): void {
-    const sub = this.#subs.get(topic);
-    if (sub && sub.locals.size === 0 && sub.waiting.size === 0) this.#release(sub);
+  abandoned(topics: readonly string[]): Outcome | undefined {
+    for (const topic of topics) {
+      const sub = this.#subs.get(topic);
+      if (sub && sub.locals.size === 0 && sub.waiting.size === 0) this.#release(sub);
+    }
+    return this.#out.take();
   }
 
   /** One request, notification or batch member. `raw` is its own bytes. */
-  #member(session: Session, value: unknown, raw: Buffer, batch: Batch | undefined): void {
+  #member(session: SessionHandle, value: unknown, raw: Buffer, batch: Batch | undefined): void {
     const request = asRequest(value);
     const members = typeof value === 'object' && value !== null && !Array.isArray(value) ? objectMembers(raw) : undefined;
     const idSpan = members?.get('id');
@@ -165,7 +175,7 @@ export class JsonRpcAdapter implements Adapter {
     if (unsubscribeNs !== undefined) return this.#unsubscribe(session, request, unsubscribeNs, idText, batch);
     if (!idSpan || idText === undefined) {
       // A notification: the node answers nothing, so neither does the hub.
-      this.#ctx.sendUpstream(raw, false, session);
+      this.#out.upstream({ data: raw, isBinary: false, session });
       return;
     }
     const state = this.#table.state(session);
@@ -173,15 +183,15 @@ export class JsonRpcAdapter implements Adapter {
       this.#refuse(session, batch, idText, rpcErrors.tooManyRequests(this.#options.maxInFlight), 'tooManyRequests', 'ERR_TOO_MANY_REQUESTS');
       return;
     }
-    const hubId = this.#table.dispatch(this.#table.open(session, state, idText, batch), this.#ctx.upstreamOpen());
-    this.#ctx.sendUpstream(splice(raw, idSpan, String(hubId)), false, session);
+    const hubId = this.#table.dispatch(this.#table.open(session, state, idText, batch));
+    this.#out.upstream({ data: splice(raw, idSpan, String(hubId)), isBinary: false, session, tag: hubId });
   }
 
-  #subscribe(session: Session, request: RpcRequest, namespace: string, idText: string | undefined, batch: Batch | undefined): void {
+  #subscribe(session: SessionHandle, request: RpcRequest, namespace: string, idText: string | undefined, batch: Batch | undefined): void {
     if (idText === undefined) {
       // Without an id the worker could never learn its subscription id: an upstream subscription nobody could end.
       this.#count('subscribeWithoutId');
-      this.#ctx.sessionError(session, new WshubError('ERR_BAD_MESSAGE', `${request.method} without an id ignored: a subscription needs an id to be answered with`));
+      this.#out.error(session, new WshubError('ERR_BAD_MESSAGE', `${request.method} without an id ignored: a subscription needs an id to be answered with`));
       return;
     }
     const state = this.#table.state(session);
@@ -197,7 +207,7 @@ export class JsonRpcAdapter implements Adapter {
       this.#subs.set(key, sub);
     }
     if (sub.upstreamId !== undefined) {
-      this.#table.answerNow(session, batch, resultResponse(idText, this.#grant(sub, session, state).idText));
+      this.#table.answerNow(session, batch, resultResponse(idText, this.#grant(sub, session, state).idText), idText);
       return;
     }
     if (state.calls.size >= this.#options.maxInFlight) {
@@ -209,63 +219,71 @@ export class JsonRpcAdapter implements Adapter {
     call.sub = sub;
     sub.waiting.add(call);
     state.subscribing++;
-    if (sub.hubId === undefined && this.#ctx.upstreamOpen()) this.#sendSubscribe(sub);
+    if (sub.hubId === undefined && this.#host.upstreamOpen()) this.#sendSubscribe(sub);
   }
 
-  #unsubscribe(session: Session, request: RpcRequest, namespace: string, idText: string | undefined, batch: Batch | undefined): void {
+  #unsubscribe(session: SessionHandle, request: RpcRequest, namespace: string, idText: string | undefined, batch: Batch | undefined): void {
     const target = Array.isArray(request.params) ? (request.params as unknown[])[0] : undefined;
     const state = this.#table.sessions.get(session);
     const local = typeof target === 'string' || typeof target === 'number' ? state?.subs.get(JSON.stringify(target)) : undefined;
     if (!state || !local || local.sub.namespace !== namespace) {
       // Unknown, or someone else's: answered as geth does, and nothing else is touched.
       this.#count('subscriptionNotFound');
-      if (idText !== undefined) this.#table.answerNow(session, batch, errorResponse(idText, rpcErrors.subscriptionNotFound()));
+      if (idText !== undefined) this.#table.answerNow(session, batch, errorResponse(idText, rpcErrors.subscriptionNotFound()), idText);
       return;
     }
     this.#dropLocal(local, state);
-    if (idText !== undefined) this.#table.answerNow(session, batch, resultResponse(idText, 'true'));
+    if (idText !== undefined) this.#table.answerNow(session, batch, resultResponse(idText, 'true'), idText);
   }
 
   // ── from the upstream ──────────────────────────────────────────────────
-  onUpstreamMessage(data: Buffer, isBinary: boolean): void {
+  fromUpstream(data: Buffer, isBinary: boolean): Outcome {
     if (!isBinary && firstByte(data) === 0x5b) {
       // A batch answer (the hub sends none, but a node may): route each member on its own.
       const members = arrayElements(data)?.map(([start, end]) => data.subarray(start, end));
       if (members?.some((m) => objectMembers(m) !== undefined)) {
-        for (const member of members) if (!this.#fromUpstream(member)) this.#ctx.broadcast(member, false);
-        return;
+        for (const member of members) if (this.#fromUpstream(member) === 'none') this.#out.broadcast(member);
+        return this.#out.take({ publish: { to: 'none', reason: 'ERR_UNROUTED' } });
       }
     }
-    if (isBinary || !this.#fromUpstream(data)) this.#ctx.broadcast(data, isBinary);
+    if (isBinary) return { publish: { to: 'everyone' }, json: false };
+    const verdict = this.#fromUpstream(data);
+    if (verdict === 'none') return this.#out.take({ publish: { to: 'everyone' }, json: objectMembers(data) !== undefined });
+    if (verdict === 'everyone') return this.#out.take({ publish: { to: 'everyone' }, json: true });
+    return this.#out.take(verdict === 'orphan' ? { publish: { to: 'none', reason: 'ERR_ORPHAN_ANSWER' } }
+      : verdict === 'unknown' ? { publish: { to: 'none', reason: 'ERR_UNKNOWN_SUBSCRIPTION' } } : { publish: { to: 'hub' } });
   }
 
-  /** Route one upstream message; false when it is none of ours (not a JSON-RPC object). */
-  #fromUpstream(msg: Buffer): boolean {
+  /**
+   * Route one upstream message: `none` when it is none of ours (not a
+   * JSON-RPC answer or notification), `everyone` for a notification that is
+   * not a subscription's, else what became of it.
+   */
+  #fromUpstream(msg: Buffer): 'none' | 'everyone' | 'handled' | 'orphan' | 'unknown' {
     const members = objectMembers(msg);
-    if (!members) return false;
+    if (!members) return 'none';
     const idSpan = members.get('id');
     const methodSpan = members.get('method');
     if (methodSpan && !idSpan) {
       const method = spanValue(msg, methodSpan);
-      if (typeof method === 'string' && method.endsWith('_subscription')) this.#onNotification(msg, members);
-      else this.#ctx.broadcast(msg, false);
-      return true;
+      if (typeof method === 'string' && method.endsWith('_subscription')) return this.#onNotification(msg, members);
+      return 'everyone';
     }
-    if (!idSpan || methodSpan) return false;
+    if (!idSpan || methodSpan) return 'none';
     const id = spanValue(msg, idSpan);
     const pending = typeof id === 'number' ? this.#table.pending.get(id) : undefined;
     if (!pending) {
       // An answer to a request that timed out or whose session left.
       this.#count('unmatchedResponse');
-      return true;
+      return 'orphan';
     }
     this.#table.pending.delete(id as number);
     if (pending.kind === 'call') this.#table.finish(pending.call, splice(msg, idSpan, pending.call.idText));
     else if (pending.kind === 'subscribe') this.#onSubscribed(pending.sub, msg, members, idSpan);
-    return true;
+    return 'handled';
   }
 
-  #onNotification(msg: Buffer, members: Map<string, Span>): void {
+  #onNotification(msg: Buffer, members: Map<string, Span>): 'handled' | 'unknown' {
     const paramsSpan = members.get('params');
     const subscriptionSpan = paramsSpan ? objectMembers(msg, paramsSpan[0])?.get('subscription') : undefined;
     const upstreamId = subscriptionSpan ? spanValue(msg, subscriptionSpan) : undefined;
@@ -273,10 +291,11 @@ export class JsonRpcAdapter implements Adapter {
     if (!sub || !subscriptionSpan) {
       // Typically a notification already on the wire when the last subscriber unsubscribed.
       this.#count('unknownSubscription');
-      return;
+      return 'unknown';
     }
     this.#notifications++;
-    this.#notificationDeliveries += fanOut(sub, new SplicePoint(msg, subscriptionSpan), (local, payload) => this.#ctx.reply(local.session, payload, false, local.topic));
+    this.#notificationDeliveries += fanOut(sub, new SplicePoint(msg, subscriptionSpan), (local, payload) => this.#out.reply({ session: local.session, data: payload, topic: local.topic, countAs: sub.key }));
+    return 'handled';
   }
 
   #onSubscribed(sub: UpstreamSub, msg: Buffer, members: Map<string, Span>, idSpan: Span): void {
@@ -310,23 +329,43 @@ export class JsonRpcAdapter implements Adapter {
     }
   }
 
-  onUpstreamOpen(): void {
-    // Requests queued while the upstream was down have just been flushed to it.
-    for (const call of this.#table.calls) if (call.hubId !== undefined) call.sent = true;
+  opened(): Outcome | undefined {
     for (const sub of [...this.#subs.values()]) {
       if (sub.locals.size === 0 && sub.waiting.size === 0) this.#subs.delete(sub.key);
       else if (sub.hubId === undefined && sub.upstreamId === undefined) this.#sendSubscribe(sub);
     }
+    return this.#out.take();
   }
 
-  onUpstreamDown(_cause: WshubError | undefined, final: boolean): void {
-    const error = final ? rpcErrors.upstreamClosed(this.#ctx.upstream) : rpcErrors.upstreamLost(this.#ctx.upstream);
+  /** A request was handed to the kernel: if the upstream drops now, its answer cannot come. */
+  sent(tag: unknown): void {
+    const pending = typeof tag === 'number' ? this.#table.pending.get(tag) : undefined;
+    if (pending?.kind === 'call') pending.call.sent = true;
+  }
+
+  /** A frame never reached the node: a request is answered with a JSON-RPC error at once, never left to its timeout. */
+  refused(tag: unknown, error: WshubError): Outcome | undefined {
+    const pending = typeof tag === 'number' ? this.#table.pending.get(tag) : undefined;
+    if (!pending) return undefined;
+    if (pending.kind === 'call') {
+      this.#count('notSent');
+      this.#table.finish(pending.call, errorResponse(pending.call.idText, rpcErrors.notSent(error)));
+    } else if (pending.kind === 'subscribe') {
+      // Made again by the replay on the next open.
+      this.#table.pending.delete(tag as number);
+      pending.sub.hubId = undefined;
+    } else this.#table.pending.delete(tag as number);
+    return this.#out.take();
+  }
+
+  down(_cause: WshubError | undefined, final: boolean): Outcome | undefined {
+    const error = final ? rpcErrors.upstreamClosed(this.#host.upstream) : rpcErrors.upstreamLost(this.#host.upstream);
     for (const call of [...this.#table.calls]) {
-      // Queued requests survive a drop (the outbox sends them on reconnect); written ones are lost with the socket.
+      // Requests not yet written go out on reconnect; written ones are lost with the socket.
       // Subscribes waiting on an upstream subscription complete after the reconnect re-subscribes.
       if (!final && !(call.hubId !== undefined && call.sent)) continue;
       this.#count('upstreamLost');
-      this.#ctx.sessionError(call.session, new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.#ctx.upstream} ${final ? 'closed' : 'dropped'} with request ${call.idText} in flight`));
+      this.#out.error(call.session, new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.#host.upstream} ${final ? 'closed' : 'dropped'} with request ${call.idText} in flight`));
       this.#table.finish(call, errorResponse(call.idText, error));
     }
     this.#table.dropHubRequests();
@@ -335,6 +374,7 @@ export class JsonRpcAdapter implements Adapter {
       sub.hubId = undefined;
     }
     this.#byUpstreamId.clear();
+    return this.#out.take();
   }
 
   stats(): Record<string, unknown> {
@@ -356,20 +396,20 @@ export class JsonRpcAdapter implements Adapter {
   }
 
   // ── internals ──────────────────────────────────────────────────────────
-  #refuse(session: Session, batch: Batch | undefined, idText: string, error: RpcError, kind: JsonRpcErrorKind, code: ErrorCode): void {
+  #refuse(session: SessionHandle, batch: Batch | undefined, idText: string, error: RpcError, kind: JsonRpcErrorKind, code: ErrorCode): void {
     this.#count(kind);
     const reason = error.details?.reason;
-    this.#ctx.sessionError(session, new WshubError(code, typeof reason === 'string' ? `${error.message}: ${reason}` : error.message));
-    this.#table.answerNow(session, batch, errorResponse(idText, error));
+    this.#out.error(session, new WshubError(code, typeof reason === 'string' ? `${error.message}: ${reason}` : error.message));
+    this.#table.answerNow(session, batch, errorResponse(idText, error), idText);
   }
 
-  #grant(sub: UpstreamSub, session: Session, state: SessionState): LocalSub {
+  #grant(sub: UpstreamSub, session: SessionHandle, state: SessionState): LocalSub {
     const idText = this.#localIds.next(sub.numericIds ?? false);
     const local: LocalSub = { idText, idBytes: Buffer.from(idText), session, sub, topic: `${sub.key}#${idText}` };
     sub.locals.set(idText, local);
     state.subs.set(idText, local);
     this.#locals.set(idText, local);
-    this.#ctx.addSubscriber(sub.key, session, false);
+    this.#out.join(session, sub.key);
     return local;
   }
 
@@ -380,7 +420,7 @@ export class JsonRpcAdapter implements Adapter {
     sub.locals.delete(local.idText);
     let stillHeld = false;
     for (const other of sub.locals.values()) if (other.session === session) stillHeld = true;
-    if (!stillHeld) this.#ctx.removeSubscriber(sub.key, session);
+    if (!stillHeld) this.#out.leave(session, sub.key);
     if (sub.locals.size === 0 && sub.waiting.size === 0) this.#release(sub);
   }
 
@@ -399,15 +439,15 @@ export class JsonRpcAdapter implements Adapter {
     sub.hubId = hubId;
     this.#upstreamSubscribes++;
     const params = sub.paramsJson === undefined ? '' : `,"params":${sub.paramsJson}`;
-    this.#ctx.sendUpstream(`{"jsonrpc":"2.0","id":${hubId},"method":${JSON.stringify(sub.method)}${params}}`, false, undefined);
+    this.#out.upstream({ data: `{"jsonrpc":"2.0","id":${hubId},"method":${JSON.stringify(sub.method)}${params}}`, isBinary: false, tag: hubId });
   }
 
   #sendUnsubscribe(namespace: string, upstreamId: string): void {
     // The node forgets subscriptions with the connection: nothing to end while it is down.
-    if (!this.#ctx.upstreamOpen()) return;
+    if (!this.#host.upstreamOpen()) return;
     const hubId = this.#table.track({ kind: 'unsubscribe', deadline: this.#table.unsubscribeDeadline() });
     this.#upstreamUnsubscribes++;
-    this.#ctx.sendUpstream(`{"jsonrpc":"2.0","id":${hubId},"method":${JSON.stringify(`${namespace}_unsubscribe`)},"params":[${upstreamId}]}`, false, undefined);
+    this.#out.upstream({ data: `{"jsonrpc":"2.0","id":${hubId},"method":${JSON.stringify(`${namespace}_unsubscribe`)},"params":[${upstreamId}]}`, isBinary: false, tag: hubId });
   }
 
   #count(kind: JsonRpcErrorKind): void {
@@ -416,7 +456,7 @@ export class JsonRpcAdapter implements Adapter {
 
   #expire(call: Call): void {
     this.#count('timeout');
-    this.#ctx.sessionError(call.session, new WshubError('ERR_REQUEST_TIMEOUT', `upstream ${this.#ctx.upstream} did not answer request ${call.idText} within ${this.#options.requestTimeoutMs} ms`));
+    this.#out.error(call.session, new WshubError('ERR_REQUEST_TIMEOUT', `upstream ${this.#host.upstream} did not answer request ${call.idText} within ${this.#options.requestTimeoutMs} ms`));
     this.#table.finish(call, errorResponse(call.idText, rpcErrors.timeout(this.#options.requestTimeoutMs)));
   }
 }

@@ -8,12 +8,12 @@
  * topic found there, so envelope sessions can subscribe to single topics of
  * an upstream that has no subscribe message of its own (the upstream sends
  * everything; the hub filters). Envelope sessions subscribe to `*` for
- * everything.
+ * everything. A message is still delivered once per session: a session in
+ * both audiences gets it once, under its topic.
  */
 import { WshubError } from '../errors.js';
-import type { Session } from '../hub/session.js';
 import { getPath } from './template.js';
-import type { Adapter, AdapterContext } from './types.js';
+import type { Adapter, AdapterHost, Outcome, SessionHandle } from './types.js';
 
 /** The one implicit topic of a raw upstream: every message. */
 export const RAW_TOPIC = '*';
@@ -23,54 +23,69 @@ export interface RawAdapterOptions {
   topic?: string;
 }
 
+const EVERYTHING: Outcome = Object.freeze({ publish: Object.freeze({ to: 'topic', topic: RAW_TOPIC }) });
+
 export class RawAdapter implements Adapter {
   readonly kind = 'raw' as const;
-  readonly #ctx: AdapterContext;
+  readonly #host: AdapterHost;
   readonly #topicPath: string[] | undefined;
 
-  constructor(ctx: AdapterContext, options: RawAdapterOptions = {}) {
-    this.#ctx = ctx;
+  constructor(host: AdapterHost, options: RawAdapterOptions = {}) {
+    this.#host = host;
     this.#topicPath = options.topic?.split('.');
   }
 
-  onSessionOpen(session: Session): void {
-    if (session.transparent) this.#ctx.addSubscriber(RAW_TOPIC, session);
+  attached(session: SessionHandle): Outcome | undefined {
+    if (!session.transparent) return undefined;
+    const m = { session, topic: RAW_TOPIC };
+    return { join: [m], ...(session.wantsSnapshot ? { snapshots: [m] } : {}) };
   }
 
-  onSessionMessage(session: Session, data: Buffer, isBinary: boolean): void {
-    this.#ctx.sendUpstream(data, isBinary, session);
+  fromSession(session: SessionHandle, data: Buffer, isBinary: boolean): Outcome {
+    return { upstream: [{ data, isBinary, session }] };
   }
 
-  onUpstreamMessage(data: Buffer, isBinary: boolean): void {
-    this.#ctx.publish(RAW_TOPIC, data, isBinary);
+  fromUpstream(data: Buffer, isBinary: boolean): Outcome {
     // Parse only when someone subscribed to a topic other than "*".
-    if (!this.#topicPath || isBinary || data[0] !== 0x7b) return;
-    if (this.#ctx.topicCount() <= (this.#ctx.hasSubscribers(RAW_TOPIC) ? 1 : 0)) return;
+    if (!this.#topicPath || isBinary || data[0] !== 0x7b) return EVERYTHING;
+    if (this.#host.topicCount() <= (this.#host.subscribers(RAW_TOPIC) > 0 ? 1 : 0)) return EVERYTHING;
     let topic: unknown;
     try {
       topic = getPath(JSON.parse(data.toString('utf8')), this.#topicPath);
     } catch {
-      return;
+      return { ...EVERYTHING, json: false };
     }
-    if ((typeof topic === 'string' || typeof topic === 'number') && this.#ctx.hasSubscribers(String(topic))) {
-      this.#ctx.publish(String(topic), data, isBinary, true);
+    if ((typeof topic === 'string' || typeof topic === 'number') && this.#host.subscribers(String(topic)) > 0) {
+      return { publish: { to: 'topic', topic: String(topic), also: RAW_TOPIC }, json: true };
     }
+    return { ...EVERYTHING, json: true };
   }
 
-  subscribe(session: Session, topic: string, snapshot: boolean): WshubError | undefined {
+  subscribe(session: SessionHandle, topic: string, snapshot: boolean): Outcome {
     if (topic !== RAW_TOPIC && !this.#topicPath) {
-      return new WshubError('ERR_BAD_MESSAGE', `upstream ${this.#ctx.upstream} (raw) has no topic field configured; subscribe to "${RAW_TOPIC}" for every message`);
+      return { errors: [{ session, error: new WshubError('ERR_BAD_MESSAGE', `upstream ${this.#host.upstream} (raw) has no topic field configured; subscribe to "${RAW_TOPIC}" for every message`) }] };
     }
-    this.#ctx.addSubscriber(topic, session, snapshot);
+    const m = { session, topic };
+    return { join: [m], ...(snapshot ? { snapshots: [m] } : {}) };
+  }
+
+  unsubscribe(session: SessionHandle, topic: string): Outcome {
+    return { leave: [{ session, topic }] };
+  }
+
+  detached(): undefined {
     return undefined;
   }
 
-  unsubscribe(session: Session, topic: string): void {
-    this.#ctx.removeSubscriber(topic, session);
+  abandoned(): undefined {
+    return undefined;
   }
 
-  onSessionClose(): void {}
-  onUpstreamOpen(): void {}
-  onUpstreamDown(): void {}
-  onTopicAbandoned(): void {}
+  opened(): undefined {
+    return undefined;
+  }
+
+  down(): undefined {
+    return undefined;
+  }
 }

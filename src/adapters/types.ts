@@ -1,86 +1,144 @@
 /**
- * What the hub knows about an upstream's protocol.
+ * What the hub knows about an upstream's protocol: adapters are translators.
  *
- * An adapter sits between the sessions of one upstream and that upstream. It
- * decides what a session's message means (a subscribe, a request, something to
- * forward verbatim), which topic an upstream message belongs to, which frames
- * to send upstream when the first subscriber of a topic arrives or the last one
- * leaves, how request ids are rewritten so workers never collide, and what to
- * replay after a reconnect. The hub gives it routing primitives through
- * {@link AdapterContext}; the adapter never touches sockets.
+ * Given an upstream message, an adapter says what it is — for the
+ * subscribers of topic T, for everyone, the answer to session S's request,
+ * notifications for particular sessions, or nothing anyone wants (with the
+ * reason). Given a worker's frame, it says what to send upstream (ids
+ * rewritten, subscribes deduplicated), what to answer, and which topics the
+ * session joins or leaves. The route alone delivers: an adapter never touches
+ * a socket, a queue or another session's state, and it sees sessions only
+ * through the narrow {@link SessionHandle}.
+ *
+ * Everything an adapter decides comes back as an {@link Outcome}, applied by
+ * the route in a fixed order: memberships, then frames upstream, then
+ * replies, then snapshots — so an acknowledgement always precedes the
+ * snapshot it announces. Outcomes an adapter produces on its own clock (a
+ * request's deadline) go through {@link AdapterHost.apply}.
  */
-import type { WshubError } from '../errors.js';
-import type { SendResult } from '../upstream/types.js';
-import type { Session } from '../hub/session.js';
+import type { ErrorCode, WshubError } from '../errors.js';
 
 export type AdapterKind = 'raw' | 'json' | 'jsonrpc';
 
-/** The routing primitives the hub offers an adapter. */
-export interface AdapterContext {
-  /** Upstream name, for logs. */
+/** What an adapter may know of a session. */
+export interface SessionHandle {
+  readonly id: string;
+  /** `?group=`: each message once per group. */
+  readonly group: string | undefined;
+  /** Attached at `/u/<upstream>` (false: an envelope session at `/hub`). */
+  readonly transparent: boolean;
+  /** `?snapshot=1`: a late joiner first gets each topic's last message. */
+  readonly wantsSnapshot: boolean;
+  /** Left, or being closed: nothing more reaches it. */
+  readonly closed: boolean;
+  /** Bytes waiting for it; picks the least loaded member of a group. */
+  readonly backlogBytes: number;
+}
+
+/** A frame for one session. */
+export interface Reply {
+  readonly session: SessionHandle;
+  readonly data: Buffer | string;
+  readonly isBinary?: boolean;
+  /** Conflation key and drop report: what the frame is about. */
+  readonly topic?: string | undefined;
+  /**
+   * The id text (as the worker wrote it) of the request this answers. An
+   * answer is never dropped by the slow-consumer policy, and envelope
+   * sessions get it as `res`.
+   */
+  readonly answers?: string | undefined;
+  /** A notification rewritten for this session: counted as a delivery of this topic (e.g. a JSON-RPC subscription), not as a reply. */
+  readonly countAs?: string | undefined;
+}
+
+/** A frame for the upstream. `tag` comes back in {@link Adapter.refused} if the frame never gets there. */
+export interface UpstreamFrame {
+  readonly data: Buffer | string;
+  readonly isBinary: boolean;
+  /** Who caused it (drop attribution); undefined for the hub's own frames (subscribes, replays). */
+  readonly session?: SessionHandle | undefined;
+  readonly tag?: unknown;
+}
+
+export interface Membership {
+  readonly session: SessionHandle;
+  readonly topic: string;
+}
+
+/** Where an upstream message goes. */
+export type Publish =
+  /** To the subscribers of `topic` (one per group), kept as its snapshot. `also`: another audience that gets it too (each session once). */
+  | { readonly to: 'topic'; readonly topic: string; readonly also?: string | undefined }
+  /** To every session of the upstream (one per group). */
+  | { readonly to: 'everyone' }
+  /** To no one: counted under `reason`. */
+  | { readonly to: 'none'; readonly reason: ErrorCode }
+  /** Consumed by the hub itself (the answer to one of its own subscribes); `replies` may still tell sessions. */
+  | { readonly to: 'hub' };
+
+export interface Outcome {
+  /** Inbound only: where the upstream message itself goes. Absent: it was consumed (e.g. an answer turned into `replies`). */
+  publish?: Publish;
+  /** Inbound only: the adapter parsed the message and it is (true) or is not (false) JSON text — saves envelope sessions a parse. */
+  json?: boolean;
+  join?: Membership[];
+  leave?: Membership[];
+  upstream?: UpstreamFrame[];
+  replies?: Reply[];
+  /** After the replies: each session gets the topic's last message (the snapshot it asked for). */
+  snapshots?: Membership[];
+  /** A session's bad input or failed request: counted, logged, told to the session (envelope `error`). */
+  errors?: Array<{ session: SessionHandle; error: WshubError }>;
+  /** Inbound only: parts of the upstream message (members of a batch that are none of the adapter's) for everyone. */
+  broadcast?: Buffer[];
+}
+
+/** The hub's side of the contract: read-only views, and the door for outcomes on the adapter's own clock. */
+export interface AdapterHost {
+  /** Upstream name, for messages. */
   readonly upstream: string;
-  /**
-   * Send to the upstream (queued while it is down); `session` is who caused it,
-   * for drop attribution. A refusal (queue full or disabled, upstream closed)
-   * is returned here and also told to the session (`Session.onError`), as is a
-   * later expiry in the queue.
-   */
-  sendUpstream(data: Buffer | string, isBinary: boolean, session: Session | undefined): SendResult;
-  /** Send to one session (a reply, an ack, an error, a notification rewritten for it); `topic` lets conflation apply. */
-  reply(session: Session, data: Buffer | string, isBinary?: boolean, topic?: string): void;
-  /**
-   * Fan a message out to the subscribers of `topic` (one per group),
-   * remembering it as the topic's snapshot. `json`: the adapter already knows
-   * whether the text is JSON (saves envelope sessions a parse).
-   */
-  publish(topic: string, data: Buffer, isBinary: boolean, json?: boolean): void;
-  /** Fan a message out to every session of the upstream (one per group). */
-  broadcast(data: Buffer, isBinary: boolean, json?: boolean): void;
-  /**
-   * Add `session` to `topic`; returns true when it is the topic's first subscriber
-   * (the adapter then subscribes upstream). Delivers the topic's snapshot (its
-   * last message) to the session first when `snapshot` (default: the session's
-   * `?snapshot=1`).
-   */
-  addSubscriber(topic: string, session: Session, snapshot?: boolean): boolean;
-  /** Remove `session` from `topic`; returns true when it was the last subscriber. */
-  removeSubscriber(topic: string, session: Session): boolean;
+  /** Sessions subscribed to `topic` (0 when none). */
+  subscribers(topic: string): number;
+  /** Whether `session` is subscribed to `topic`. */
+  isSubscribed(session: SessionHandle, topic: string): boolean;
   /** Topics with at least one subscriber. */
   liveTopics(): Iterable<string>;
-  /** Whether `topic` has at least one subscriber. */
-  hasSubscribers(topic: string): boolean;
   /** How many topics have subscribers. */
   topicCount(): number;
-  /** Whether the upstream is open right now. */
+  /** Whether the upstream connection is open right now. */
   upstreamOpen(): boolean;
-  /** Report a session's bad input: counted, logged; the adapter also replies in the protocol's own way. */
-  sessionError(session: Session, error: WshubError): void;
+  /** Apply an outcome decided outside a call from the route (a timer). */
+  apply(outcome: Outcome): void;
 }
 
 /** One adapter instance per upstream. */
 export interface Adapter {
   readonly kind: AdapterKind;
-  /** A session attached. */
-  onSessionOpen?(session: Session): void;
-  /** A message from a session. */
-  onSessionMessage(session: Session, data: Buffer, isBinary: boolean): void;
-  /** A session left: release what it held (the hub removes its topics afterwards). */
-  onSessionClose(session: Session): void;
+  /** A session attached (transparent sessions may join implicit topics). */
+  attached?(session: SessionHandle): Outcome | undefined;
+  /** A frame from a worker. */
+  fromSession(session: SessionHandle, data: Buffer, isBinary: boolean): Outcome;
+  /** A session left; the route removes its memberships afterwards and reports topics left without subscribers to `abandoned`. */
+  detached(session: SessionHandle): Outcome | undefined;
+  /** Topics that lost their last subscriber because a session left: unsubscribe upstream. */
+  abandoned(topics: readonly string[]): Outcome | undefined;
   /** A message from the upstream. */
-  onUpstreamMessage(data: Buffer, isBinary: boolean): void;
+  fromUpstream(data: Buffer, isBinary: boolean): Outcome;
   /** The upstream (re)opened: replay live subscriptions. `reconnect` is false for the first open. */
-  onUpstreamOpen(reconnect: boolean): void;
-  /** The upstream went down (will retry, or is closed for good when `final`): fail what is in flight. */
-  onUpstreamDown(cause: WshubError | undefined, final: boolean): void;
-  /** A topic lost its last subscriber because a session left; unsubscribe upstream. */
-  onTopicAbandoned(topic: string): void;
+  opened(reconnect: boolean): Outcome | undefined;
+  /** The upstream went down (will retry, or closed for good when `final`): answer what is in flight. */
+  down(cause: WshubError | undefined, final: boolean): Outcome | undefined;
+  /** A frame of this adapter's was handed to the kernel (its answer may come now; if the connection drops, it will not). */
+  sent?(tag: unknown): void;
+  /** A frame of this adapter's never reached the upstream (refused, expired, lost with its connection). */
+  refused?(tag: unknown, error: WshubError): Outcome | undefined;
   /**
-   * Explicit subscribe from the envelope protocol: add the session to `topic`
-   * and, when the adapter knows how, subscribe upstream. Returns an error when
-   * the topic is not valid for this adapter.
+   * Envelope `sub`: join `topic` and, when the adapter knows how, subscribe
+   * upstream. An `errors` entry refuses it (the envelope answers `error`).
    */
-  subscribe?(session: Session, topic: string, snapshot: boolean): WshubError | undefined;
-  unsubscribe?(session: Session, topic: string): void;
+  subscribe?(session: SessionHandle, topic: string, snapshot: boolean): Outcome;
+  unsubscribe?(session: SessionHandle, topic: string): Outcome;
   /** Adapter-specific figures for /status. */
   stats?(): Record<string, unknown>;
 }

@@ -20,7 +20,7 @@
  */
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
-import { WshubError } from '../errors.js';
+import { ERROR_CATALOG, WshubError, type ErrorCode } from '../errors.js';
 import { backoffDelay } from '../upstream/backoff.js';
 import { ENVELOPE_PROTOCOL, decodeBinary, encodeBinary, type HubFrame } from '../hub/envelope-codec.js';
 import { Subscription } from './subscription.js';
@@ -59,6 +59,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   #needDrain = false;
   #welcome: Promise<void>;
   #resolveWelcome!: () => void;
+  #rejectWelcome!: (err: Error) => void;
 
   constructor(options: HubClientOptions) {
     super();
@@ -72,7 +73,12 @@ export class HubClient extends EventEmitter<HubClientEvents> {
       requestTimeoutMs: options.requestTimeoutMs ?? DEFAULT_CLIENT_REQUEST_TIMEOUT_MS,
       backoff: { minDelayMs: options.backoff?.minDelayMs ?? 100, maxDelayMs: options.backoff?.maxDelayMs ?? 5000, factor: options.backoff?.factor ?? 2 },
     };
-    this.#welcome = new Promise((resolve) => (this.#resolveWelcome = resolve));
+    this.#welcome = new Promise((resolve, reject) => {
+      this.#resolveWelcome = resolve;
+      this.#rejectWelcome = reject;
+    });
+    // Nobody may be waiting on ready(): a close before the welcome must not be an unhandled rejection.
+    this.#welcome.catch(() => undefined);
     this.#connect();
   }
 
@@ -80,7 +86,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     return this.#state;
   }
 
-  /** Resolves once the hub has welcomed this client (the first time). */
+  /** Resolves once the hub has welcomed this client (the first time); rejects with `ERR_CLOSED` if the client is closed first. */
   ready(): Promise<void> {
     return this.#welcome;
   }
@@ -138,15 +144,10 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     });
   }
 
-  /** Close for good: subscriptions end, pending requests fail with ERR_CLOSED. Idempotent. */
+  /** Close for good: subscriptions end, pending requests fail with ERR_CLOSED, then a close frame. Idempotent. */
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
-    this.#setState('closed', 'closed by the application');
-    clearTimeout(this.#retryTimer);
-    this.#failAll(new WshubError('ERR_CLOSED', 'HubClient closed'), true);
-    this.#queued = [];
-    for (const entry of this.#subs.values()) for (const s of entry.locals) s.end();
-    this.#subs.clear();
+    this.#shutdown('closed by the application');
     const ws = this.#ws;
     if (!ws || ws.readyState === WebSocket.CLOSED) return;
     await new Promise<void>((resolve) => {
@@ -154,6 +155,23 @@ export class HubClient extends EventEmitter<HubClientEvents> {
       ws.close(1000);
       setTimeout(() => ws.terminate(), 2000).unref();
     });
+  }
+
+  /** Close for good at once: like `close()`, but the socket is cut without a close handshake. Idempotent. */
+  destroy(): void {
+    if (this.#state !== 'closed') this.#shutdown('destroyed by the application');
+    this.#ws?.terminate();
+  }
+
+  #shutdown(reason: string): void {
+    this.#setState('closed', reason);
+    clearTimeout(this.#retryTimer);
+    const closed = new WshubError('ERR_CLOSED', 'HubClient closed');
+    this.#rejectWelcome(closed);
+    this.#failAll(closed, true);
+    this.#queued = [];
+    for (const entry of this.#subs.values()) for (const s of entry.locals) s.end();
+    this.#subs.clear();
   }
 
   #connect(): void {
@@ -217,7 +235,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
         if (p && frame.id !== undefined) {
           this.#pending.delete(frame.id);
           clearTimeout(p.timer);
-          p.reject(new WshubError(frame.code as WshubError['code'], frame.message));
+          p.reject(hubError(frame.code, frame.message));
         } else this.emit('hubError', frame);
         break;
       }
@@ -346,4 +364,10 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     this.#state = to;
     this.emit('hub', { type: 'hub', from, to, reason, attempt: this.#attempt, ...(delayMs === undefined ? {} : { delayMs }) });
   }
+}
+
+/** The hub's error as a WshubError; a code this client does not know (a newer hub) becomes ERR_UNKNOWN_CODE with the hub's code in details. */
+function hubError(code: string, message: string): WshubError {
+  if (Object.hasOwn(ERROR_CATALOG, code)) return new WshubError(code as ErrorCode, message);
+  return new WshubError('ERR_UNKNOWN_CODE', `${code}: ${message}`, { details: { code } });
 }

@@ -7,7 +7,10 @@
  *   then ticks `{"stream":"btcusdt@trade","data":{"s":"BTCUSDT","p":"…","q":"…","T":…,"seq":N}}`
  *   every `tickMs` for every subscribed topic;
  * - `UNSUBSCRIBE` likewise; `LIST_SUBSCRIPTIONS` → `{"result":[…],"id":N}`;
- * - anything else → `{"error":{"code":-1,"msg":"unknown method"},"id":…}`.
+ * - anything else → `{"error":{"code":-1,"msg":"unknown method"},"id":…}`;
+ * - with `topics` set, a SUBSCRIBE naming any other topic is refused the way
+ *   Binance refuses an unknown stream: `{"error":{"code":2,"msg":"Invalid request: unknown stream x"},"id":N}`,
+ *   and nothing of it is subscribed.
  *
  * It counts every subscribe and unsubscribe it receives, so a test can check
  * that the hub deduplicated them.
@@ -28,6 +31,10 @@ export interface DemoFeedOptions {
   tickMs?: number;
   /** Subprotocols the feed accepts (the first one offered is chosen). @default ['feed-v1'] */
   protocols?: string[];
+  /** The streams it knows; a SUBSCRIBE naming another is refused. @default any */
+  topics?: readonly string[];
+  /** How long it takes to answer a SUBSCRIBE/UNSUBSCRIBE (an exchange's own latency). @default 0 */
+  answerDelayMs?: number;
 }
 
 export interface DemoFeedEvents {
@@ -43,6 +50,8 @@ export class DemoFeed extends EventEmitter<DemoFeedEvents> {
   readonly unsubscribes = new Map<string, number>();
   connections = 0;
   readonly #tickMs: number;
+  readonly #known: ReadonlySet<string> | undefined;
+  readonly #answerDelayMs: number;
   readonly #subs = new Map<WebSocket, Set<string>>();
   readonly #seq = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
@@ -50,6 +59,8 @@ export class DemoFeed extends EventEmitter<DemoFeedEvents> {
   constructor(options: DemoFeedOptions = {}) {
     super();
     this.#tickMs = options.tickMs ?? 500;
+    this.#known = options.topics ? new Set(options.topics) : undefined;
+    this.#answerDelayMs = options.answerDelayMs ?? 0;
     const protocols = options.protocols ?? ['feed-v1'];
     this.wss = new WebSocketServer({
       host: options.host ?? '127.0.0.1',
@@ -128,22 +139,31 @@ export class DemoFeed extends EventEmitter<DemoFeedEvents> {
         return;
       }
       const params = Array.isArray(msg.params) ? msg.params.filter((p): p is string => typeof p === 'string') : [];
+      const answer = (body: unknown): void => {
+        const text = JSON.stringify(body);
+        if (this.#answerDelayMs > 0) setTimeout(() => ws.send(text), this.#answerDelayMs);
+        else ws.send(text);
+      };
       switch (msg.method) {
-        case 'SUBSCRIBE':
-          for (const t of params) {
-            topics.add(t);
-            this.subscribes.set(t, (this.subscribes.get(t) ?? 0) + 1);
-          }
+        case 'SUBSCRIBE': {
+          for (const t of params) this.subscribes.set(t, (this.subscribes.get(t) ?? 0) + 1);
           this.emit('subscribe', params);
-          ws.send(JSON.stringify({ result: null, id: msg.id ?? null }));
+          const unknown = this.#known ? params.find((t) => !this.#known!.has(t)) : undefined;
+          if (unknown !== undefined) {
+            answer({ error: { code: 2, msg: `Invalid request: unknown stream ${unknown}` }, id: msg.id ?? null });
+            break;
+          }
+          for (const t of params) topics.add(t);
+          answer({ result: null, id: msg.id ?? null });
           break;
+        }
         case 'UNSUBSCRIBE':
           for (const t of params) {
             topics.delete(t);
             this.unsubscribes.set(t, (this.unsubscribes.get(t) ?? 0) + 1);
           }
           this.emit('unsubscribe', params);
-          ws.send(JSON.stringify({ result: null, id: msg.id ?? null }));
+          answer({ result: null, id: msg.id ?? null });
           break;
         case 'LIST_SUBSCRIPTIONS':
           ws.send(JSON.stringify({ result: [...topics], id: msg.id ?? null }));

@@ -32,7 +32,20 @@ import { WshubError, isWshubError } from '../errors.js';
 import { optionError } from '../options.js';
 import { resolveOptions as resolveClientOptions } from '../upstream/options.js';
 import { FrameTemplate } from '../adapters/template.js';
-import { SLOW_CONSUMER_POLICIES } from './session.js';
+import { SLOW_CONSUMER_POLICIES } from './backlog.js';
+
+/**
+ * What transparent sessions see of an upstream outage, by adapter, unless
+ * configured. `raw` and `json` feeds: `close` (1012, once the outage is
+ * reported) — a worker that only sees silence cannot know its order book or
+ * subscription state went stale, while a close makes its own
+ * reconnect-and-resync code run, as it would against the upstream itself.
+ * `jsonrpc`: `hold` — the hub answers every request in flight with a
+ * JSON-RPC error and makes every subscription again under the same local ids,
+ * so a worker's state stays valid but for the gap, which its own block
+ * numbers show.
+ */
+export const DEFAULT_ON_UPSTREAM_LOSS = Object.freeze({ raw: 'close', json: 'close', jsonrpc: 'hold' } as const);
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 export const UPSTREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -57,12 +70,16 @@ const hubUpstreamKeys = {
   unsubscribe: z.string().min(1).optional(),
   ack: z.string().min(1).optional(),
   idField: z.string().min(1).optional(),
+  /** json: an answer with this field present and not null/false is a refusal. */
+  errorField: z.string().min(1).optional(),
   requestTimeoutMs: z.number().int().positive().optional(),
-  /** jsonrpc: limits per session. */
+  /** json, jsonrpc: requests one session may have waiting for answers. */
   maxInFlight: z.number().int().positive().optional(),
   maxSubscriptions: z.number().int().positive().optional(),
   slowConsumer: z.enum(SLOW_CONSUMER_POLICIES as [string, ...string[]]).optional(),
   maxQueueBytes: z.number().int().positive().optional(),
+  /** Transparent sessions when the upstream is lost: `close` them with 1012 once the outage is reported, or `hold` them. */
+  onUpstreamLoss: z.enum(['close', 'hold']).optional(),
   /** /healthz is 503 while a required upstream is not open. @default true */
   required: z.boolean().default(true),
   /** PEM file with extra CA certificates. */
@@ -77,11 +94,14 @@ export type UpstreamConfig = {
   unsubscribe?: string | undefined;
   ack?: string | undefined;
   idField?: string | undefined;
+  errorField?: string | undefined;
   requestTimeoutMs?: number | undefined;
   maxInFlight?: number | undefined;
   maxSubscriptions?: number | undefined;
   slowConsumer?: 'drop-oldest' | 'conflate' | 'disconnect' | undefined;
   maxQueueBytes?: number | undefined;
+  /** @default 'close' */
+  onUpstreamLoss: 'close' | 'hold';
   required: boolean;
   /** Options for ResilientWebSocket, already validated. */
   client: Record<string, unknown> & { url: string };
@@ -112,6 +132,10 @@ const configSchema = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   slowConsumer: z.enum(SLOW_CONSUMER_POLICIES as [string, ...string[]]).default('drop-oldest'),
   maxQueueBytes: z.number().int().positive().optional(),
+  /** Default `onUpstreamLoss` of every upstream. */
+  onUpstreamLoss: z.enum(['close', 'hold']).optional(),
+  /** How long a session may hold an upstream's reading paused before it counts as slow (pacer.ts). */
+  slowAfterMs: z.number().int().positive().optional(),
   server: serverKeys.default({}),
   upstreams: z.record(z.string(), upstreamSchema).default({}),
 });
@@ -126,6 +150,8 @@ export interface HubConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   slowConsumer: 'drop-oldest' | 'conflate' | 'disconnect';
   maxQueueBytes?: number | undefined;
+  onUpstreamLoss?: 'close' | 'hold' | undefined;
+  slowAfterMs?: number | undefined;
   server: z.output<typeof serverKeys>;
   upstreams: UpstreamConfig[];
 }
@@ -205,11 +231,13 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
       unsubscribe: entry.unsubscribe,
       ack: entry.ack,
       idField: entry.idField,
+      errorField: entry.errorField,
       requestTimeoutMs: entry.requestTimeoutMs,
       maxInFlight: entry.maxInFlight,
       maxSubscriptions: entry.maxSubscriptions,
       slowConsumer: (entry.slowConsumer ?? c.slowConsumer) as UpstreamConfig['slowConsumer'],
       maxQueueBytes: entry.maxQueueBytes ?? c.maxQueueBytes,
+      onUpstreamLoss: entry.onUpstreamLoss ?? c.onUpstreamLoss ?? DEFAULT_ON_UPSTREAM_LOSS[entry.adapter],
       required: entry.required,
       client: client as UpstreamConfig['client'],
     });
@@ -227,6 +255,8 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
     logLevel: c.logLevel,
     slowConsumer: c.slowConsumer as HubConfig['slowConsumer'],
     maxQueueBytes: c.maxQueueBytes,
+    onUpstreamLoss: c.onUpstreamLoss,
+    slowAfterMs: c.slowAfterMs,
     server: c.server,
     upstreams,
   };

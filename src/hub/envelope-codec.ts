@@ -10,25 +10,21 @@
  * - a binary frame for binary messages, without base64:
  *   `[0x01 version][u8 upstream length][upstream UTF-8][u16 BE topic length][topic UTF-8][payload]`.
  * A worker's binary `send` uses the same layout (topic empty).
+ *
+ * This module has no dependencies: HubClient (`wshub/client`) loads it
+ * without zod, pino or anything else of the daemon's.
  */
-import { z } from '../zod.js';
 
 export const ENVELOPE_PROTOCOL = 'wshub.v1';
 export const BINARY_VERSION = 0x01;
 
-const name = z.string().min(1).max(255);
-const topic = z.string().min(1).max(65535);
-const id = z.union([z.string().max(256), z.number()]).optional();
-
-/** Frames a worker sends to the hub. */
-export const clientFrameSchema = z.discriminatedUnion('op', [
-  z.strictObject({ op: z.literal('sub'), id, upstream: name, topic, group: z.string().min(1).max(255).optional(), snapshot: z.boolean().optional() }),
-  z.strictObject({ op: z.literal('unsub'), id, upstream: name, topic, group: z.string().min(1).max(255).optional() }),
-  z.strictObject({ op: z.literal('send'), id, upstream: name, data: z.unknown().optional(), text: z.string().optional() }).refine((f) => (f.data === undefined) !== (f.text === undefined), { message: 'send carries exactly one of data (JSON) or text (a string sent as is)' }),
-  z.strictObject({ op: z.literal('req'), id: z.union([z.string().max(256), z.number()]), upstream: name, data: z.record(z.string(), z.unknown()) }),
-  z.strictObject({ op: z.literal('ping'), id }),
-]);
-export type ClientFrame = z.infer<typeof clientFrameSchema>;
+/** Frames a worker sends to the hub (validated by envelope-schema.ts in the hub; HubClient only builds them). */
+export type ClientFrame =
+  | { op: 'sub'; id?: string | number | undefined; upstream: string; topic: string; group?: string | undefined; snapshot?: boolean | undefined }
+  | { op: 'unsub'; id?: string | number | undefined; upstream: string; topic: string; group?: string | undefined }
+  | { op: 'send'; id?: string | number | undefined; upstream: string; data?: unknown; text?: string | undefined }
+  | { op: 'req'; id: string | number; upstream: string; data: Record<string, unknown> }
+  | { op: 'ping'; id?: string | number | undefined };
 
 export interface UpstreamSummary {
   name: string;

@@ -5,18 +5,29 @@
  * for bad frames. The frames are specified in docs/protocol.md.
  *
  * Each upstream (and group) a connection subscribes through gets its own
- * {@link Session} on that upstream's router; all of them share the
- * connection's queue. Upstream messages are wrapped once per message for every
- * envelope session (`Frame.envelope`), never per session.
+ * {@link Session} on that upstream's route; all of them share the
+ * connection's outlet. Upstream messages are wrapped once per message for
+ * every envelope session (message.ts), never per session.
+ *
+ * What an `ack` promises: for `sub`/`unsub`, the membership is in place (for
+ * a json upstream the upstream's own answer may still come: a refusal is
+ * then told as an `error` naming the topic); for `send`, the hub took the
+ * message — it was handed to the upstream client, which writes it or holds
+ * it within its bounds, and any later loss (expired in the outage queue,
+ * lost with a dying connection) comes back as an `error` with the same id.
+ * A refusal at the door is an `error` instead of the `ack`, never both.
  */
-import { WshubError } from '../errors.js';
+import { WshubError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../observe/log.js';
 import type { Session as ServerSession } from '../server/types.js';
 import type { StateChange } from '../upstream/types.js';
-import { clientFrameSchema, decodeBinary, encodeBinary, encodeJsonMessage, encodeTextMessage, isJson, type ClientFrame, type HubFrame } from './envelope-codec.js';
-import { frameMessage, type Frame } from './frame.js';
-import type { Connection, Hub } from './hub.js';
-import type { Outbound } from './outbound.js';
+import type { Connection } from './connection.js';
+import { decodeBinary, isJson, type ClientFrame, type HubFrame } from './envelope-codec.js';
+import { clientFrameSchema } from './envelope-schema.js';
+import { frame, textFrame, type Frame } from './frame.js';
+import { wrapEnvelope } from './message.js';
 import { Session } from './session.js';
+import type { HubUpstream } from './upstream.js';
 
 /** Largest envelope text frame accepted; a larger one is answered `ERR_ENVELOPE_TOO_LARGE` and ignored. @default 1 MiB */
 export const DEFAULT_MAX_ENVELOPE_BYTES = 1024 * 1024;
@@ -31,44 +42,42 @@ export interface EnvelopeOptions {
   maxSessions?: number;
 }
 
+/** What the envelope server needs from the hub, given once at construction. */
+export interface EnvelopeHost {
+  upstream(name: string): HubUpstream | undefined;
+  upstreamNames(): string[];
+  /** Register an accepted `/hub` session as a connection of the hub. */
+  open(s: ServerSession): Connection;
+  log: Logger;
+}
+
 const sessionKey = (upstream: string, group: string | undefined): string => `${upstream}\u0000${group ?? ''}`;
 
-function control(frame: HubFrame): Frame {
-  return frameMessage(Buffer.from(JSON.stringify(frame)), false);
-}
-
-/** Wrap an upstream frame for envelope sessions; shared upstream frames are wrapped once. */
-function wrap(frame: Frame, upstream: string, topic: string | undefined): Frame {
-  if (frame.isBinary) return frameMessage(encodeBinary(upstream, topic ?? '', frame.payload), true);
-  if (frame.json ?? isJson(frame.payload)) return frameMessage(encodeJsonMessage(upstream, topic, frame.payload), false);
-  return frameMessage(encodeTextMessage(upstream, topic, frame.payload.toString('utf8')), false);
-}
-
 class EnvelopeConnection {
-  readonly #hub: Hub;
-  readonly #outbound: Outbound;
-  readonly #connection: Connection;
+  readonly connection: Connection;
+  readonly #host: EnvelopeHost;
   readonly #options: Required<EnvelopeOptions>;
-  /** Requests in flight: upstream → the ids the worker gave them. */
-  readonly #requests = new Map<string, Set<string | number>>();
+  /** The upstream each session is on (a replaced upstream is a different object). */
+  readonly #upstreamOf = new Map<Session, HubUpstream>();
+  /** Requests in flight: upstream → the ids (as JSON text) the worker gave them. */
+  readonly #requests = new Map<string, Set<string>>();
   readonly #lagged = new Map<string, { upstream: string | undefined; topic: string | undefined; reason: string; count: number }>();
   #lagTimer: NodeJS.Timeout | undefined;
-  /** The frame being handled: errors raised while handling it (synchronously) answer its id, and it gets no `ack`. */
+  /** The frame being handled: errors raised while handling it answer its id, and it gets no `ack`. */
   #current: { id: string | number | undefined; failed: boolean } | undefined;
 
-  constructor(hub: Hub, s: ServerSession, outbound: Outbound, options: Required<EnvelopeOptions>) {
-    this.#hub = hub;
-    this.#outbound = outbound;
+  constructor(host: EnvelopeHost, s: ServerSession, options: Required<EnvelopeOptions>) {
+    this.#host = host;
     this.#options = options;
-    this.#connection = hub.registerConnection(outbound, 'envelope');
+    this.connection = host.open(s);
     s.ws.on('message', (data: Buffer, isBinary: boolean) => {
-      outbound.messagesIn++;
-      outbound.bytesIn += data.length;
+      this.connection.messagesIn++;
+      this.connection.bytesIn += data.length;
       try {
         this.#onFrame(data, isBinary);
       } catch (err) {
         // Whatever one frame does (deep nesting, a bug), it costs that frame, never the process or other connections.
-        this.#error('ERR_ENVELOPE_INVALID', `frame refused: ${(err as Error).message}`.slice(0, 200));
+        this.#error('ERR_ENVELOPE_INVALID', `frame refused: ${(err as Error).message}`.slice(0, 200), this.#current?.id);
       } finally {
         this.#current = undefined;
       }
@@ -77,26 +86,25 @@ class EnvelopeConnection {
     this.send({
       op: 'welcome',
       v: 1,
-      session: outbound.id,
-      upstreams: [...hub.upstreams.values()].map((u) => ({ name: u.name, state: u.client.state, adapter: u.config.adapter })),
+      session: this.connection.id,
+      upstreams: host.upstreamNames().map((name) => {
+        const up = host.upstream(name)!;
+        return { name, state: up.client.state, adapter: up.config.adapter };
+      }),
     });
   }
 
-  get outbound(): Outbound {
-    return this.#outbound;
+  send(f: HubFrame): void {
+    this.connection.outlet.control(textFrame(JSON.stringify(f)));
   }
 
-  send(frame: HubFrame): void {
-    this.#outbound.deliverControl(control(frame));
-  }
-
-  sendFrame(frame: Frame): void {
-    this.#outbound.deliverControl(frame);
+  sendFrame(f: Frame): void {
+    this.connection.outlet.control(f);
   }
 
   /** Count a drop; `lagged` frames go out coalesced, at most every laggedIntervalMs. */
   lagged(reason: string, count: number, topic: string | undefined, upstream: string | undefined): void {
-    if (reason === 'session-closed') return;
+    if (reason === 'ERR_SESSION_CLOSED') return;
     const key = `${upstream ?? ''}\u0000${topic ?? ''}\u0000${reason}`;
     const entry = this.#lagged.get(key);
     if (entry) entry.count += count;
@@ -104,15 +112,28 @@ class EnvelopeConnection {
     this.#lagTimer ??= setTimeout(() => this.#flushLagged(), this.#options.laggedIntervalMs);
   }
 
+  /** `old` was replaced by `next` (a reload changed its connection target): sessions move, their topics are subscribed there. */
+  move(old: HubUpstream, next: HubUpstream): void {
+    for (const [key, session] of [...this.connection.sessions]) {
+      if (this.#upstreamOf.get(session) !== old) continue;
+      const topics = [...session.topics];
+      this.connection.leave(key);
+      this.#upstreamOf.delete(session);
+      const moved = this.#sessionFor(next.name, session.group);
+      if (moved instanceof WshubError) continue;
+      for (const topic of topics) next.route.subscribe(moved, topic, false, undefined, () => undefined);
+    }
+  }
+
   #flushLagged(): void {
     this.#lagTimer = undefined;
     for (const e of this.#lagged.values()) {
-      this.send({ op: 'lagged', ...(e.upstream ? { upstream: e.upstream } : {}), ...(e.topic ? { topic: e.topic } : {}), count: e.count, reason: e.reason, policy: this.#outbound.policy });
+      this.send({ op: 'lagged', ...(e.upstream ? { upstream: e.upstream } : {}), ...(e.topic ? { topic: e.topic } : {}), count: e.count, reason: e.reason, policy: this.connection.outlet.policy });
     }
     this.#lagged.clear();
   }
 
-  #error(code: WshubError['code'], message: string, id?: string | number): void {
+  #error(code: ErrorCode, message: string, id?: string | number): void {
     this.send({ op: 'error', ...(id === undefined ? {} : { id }), code, message });
   }
 
@@ -120,11 +141,11 @@ class EnvelopeConnection {
     if (isBinary) {
       const env = decodeBinary(data);
       if (!env) return this.#error('ERR_ENVELOPE_INVALID', 'binary frame: expected [0x01][u8 upstream length][upstream][u16 topic length][topic][payload]');
-      const session = this.#sessionFor(env.upstream, undefined);
+      const session = this.#live(env.upstream, undefined);
       if (session instanceof WshubError) return this.#error(session.code, session.message);
       session.messagesIn++;
       session.bytesIn += env.payload.length;
-      this.#hub.sessionMessage(session, env.payload, true);
+      this.#upstreamOf.get(session)!.route.fromSession(session, env.payload, true);
       return;
     }
     if (data.length > this.#options.maxEnvelopeBytes) {
@@ -151,113 +172,119 @@ class EnvelopeConnection {
     this.#handle(parsed.data);
   }
 
-  #handle(frame: ClientFrame): void {
-    if (frame.op === 'ping') return this.send({ op: 'pong', ...(frame.id === undefined ? {} : { id: frame.id }) });
-    const group = frame.op === 'sub' || frame.op === 'unsub' ? frame.group : undefined;
-    if (frame.op === 'unsub' && !this.#connection.sessions.has(sessionKey(frame.upstream, group))) {
+  #handle(f: ClientFrame): void {
+    if (f.op === 'ping') return this.send({ op: 'pong', ...(f.id === undefined ? {} : { id: f.id }) });
+    const group = f.op === 'sub' || f.op === 'unsub' ? f.group : undefined;
+    if (f.op === 'unsub' && !this.connection.sessions.has(sessionKey(f.upstream, group))) {
       // Nothing held there: nothing to undo, and no session is created for it.
-      if (frame.id !== undefined) this.send({ op: 'ack', id: frame.id });
+      if (f.id !== undefined) this.send({ op: 'ack', id: f.id });
       return;
     }
-    const session = this.#sessionFor(frame.upstream, group);
-    if (session instanceof WshubError) return this.#error(session.code, session.message, frame.id);
-    const up = this.#hub.upstreams.get(frame.upstream);
-    if (!up || session.route !== up.route) return this.#error('ERR_UNKNOWN_UPSTREAM', `upstream ${JSON.stringify(frame.upstream)} is no longer configured`, frame.id);
-    if (up.client.state === 'closed' && frame.op !== 'unsub') {
-      return this.#error('ERR_UPSTREAM_UNAVAILABLE', `upstream ${frame.upstream} is closed: ${up.lastChange?.reason ?? ''}`, frame.id);
+    const session = this.#live(f.upstream, group);
+    if (session instanceof WshubError) return this.#error(session.code, session.message, f.id);
+    const up = this.#upstreamOf.get(session)!;
+    if (up.client.state === 'closed' && f.op !== 'unsub') {
+      return this.#error('ERR_UPSTREAM_UNAVAILABLE', `upstream ${f.upstream} is closed: ${up.lastChange?.reason ?? ''}`, f.id);
     }
-    this.#current = { id: frame.id, failed: false };
-    switch (frame.op) {
+    this.#current = { id: f.id, failed: false };
+    const ack = (): void => {
+      if (f.id !== undefined) this.send({ op: 'ack', id: f.id });
+    };
+    switch (f.op) {
       case 'sub': {
-        if (!up.adapter.subscribe) {
-          return this.#error('ERR_BAD_MESSAGE', `upstream ${frame.upstream} (${up.config.adapter}) has no topics to subscribe to; use send/req`, frame.id);
-        }
-        const err = up.adapter.subscribe(session, frame.topic, frame.snapshot ?? false);
-        if (err) return this.#error(err.code, err.message, frame.id);
-        break;
+        // The ack goes out before the snapshot it announces.
+        const refused = up.route.subscribe(session, f.topic, f.snapshot ?? false, f.id, ack);
+        if (refused) this.#error(refused.code, refused.message, f.id);
+        return;
       }
       case 'unsub':
-        up.adapter.unsubscribe?.(session, frame.topic);
-        break;
+        up.route.unsubscribe(session, f.topic, f.id);
+        return ack();
       case 'send': {
-        const payload = Buffer.from(frame.text ?? JSON.stringify(frame.data));
+        const payload = Buffer.from(f.text ?? JSON.stringify(f.data));
         session.messagesIn++;
         session.bytesIn += payload.length;
-        this.#hub.sessionMessage(session, payload, false);
-        break;
+        up.route.fromSession(session, payload, false, f.id);
+        // Refused while being handled (e.g. the upstream's bounds are full): the `error` already answered this id.
+        if (!this.#current.failed) ack();
+        return;
       }
       case 'req': {
-        const inFlight = this.#requests.get(frame.upstream) ?? new Set();
-        this.#requests.set(frame.upstream, inFlight);
-        if (inFlight.has(frame.id)) return this.#error('ERR_DUPLICATE_REQUEST', `request ${JSON.stringify(frame.id)} is still in flight on ${frame.upstream}`, frame.id);
-        if (up.config.adapter === 'raw') return this.#error('ERR_BAD_MESSAGE', `upstream ${frame.upstream} (raw) has no request ids to match answers; use send`, frame.id);
+        const idText = JSON.stringify(f.id);
+        const inFlight = this.#requests.get(f.upstream) ?? new Set<string>();
+        this.#requests.set(f.upstream, inFlight);
+        if (inFlight.has(idText)) return this.#error('ERR_DUPLICATE_REQUEST', `request ${idText} is still in flight on ${f.upstream}`, f.id);
+        if (up.config.adapter === 'raw') return this.#error('ERR_BAD_MESSAGE', `upstream ${f.upstream} (raw) has no request ids to match answers; use send`, f.id);
         const idField = up.config.idField ?? 'id';
-        const payload = Buffer.from(JSON.stringify({ ...frame.data, [idField]: frame.id }));
-        inFlight.add(frame.id);
+        const payload = Buffer.from(JSON.stringify({ ...f.data, [idField]: f.id }));
+        inFlight.add(idText);
         session.messagesIn++;
         session.bytesIn += payload.length;
-        this.#hub.sessionMessage(session, payload, false);
-        if (this.#current.failed) inFlight.delete(frame.id);
+        up.route.fromSession(session, payload, false, f.id);
+        if (this.#current.failed) inFlight.delete(idText);
         return; // answered by `res` (or `error`)
       }
     }
-    // Refused while being handled (e.g. the upstream's queue is full): the `error` already answered this id.
-    if (frame.id !== undefined && !this.#current.failed) this.send({ op: 'ack', id: frame.id });
   }
 
-  /** The session of this connection on `upstream` (and `group`), created and attached on first use. */
+  /** The session of this connection on `upstream` (and `group`), created and attached on first use; moved if its upstream was replaced. */
+  #live(upstream: string, group: string | undefined): Session | WshubError {
+    const existing = this.connection.sessions.get(sessionKey(upstream, group));
+    if (existing) {
+      if (this.#upstreamOf.get(existing) === this.#host.upstream(upstream)) return existing;
+      return new WshubError('ERR_UNKNOWN_UPSTREAM', `upstream ${JSON.stringify(upstream)} is no longer configured`);
+    }
+    return this.#sessionFor(upstream, group);
+  }
+
   #sessionFor(upstream: string, group: string | undefined): Session | WshubError {
-    const key = sessionKey(upstream, group);
-    const existing = this.#connection.sessions.get(key);
-    if (existing) return existing;
-    const up = this.#hub.upstreams.get(upstream);
-    if (!up) return new WshubError('ERR_UNKNOWN_UPSTREAM', `unknown upstream ${JSON.stringify(upstream)}; configured: ${[...this.#hub.upstreams.keys()].join(', ')}`);
-    if (this.#connection.sessions.size >= this.#options.maxSessions) {
+    const up = this.#host.upstream(upstream);
+    if (!up) return new WshubError('ERR_UNKNOWN_UPSTREAM', `unknown upstream ${JSON.stringify(upstream)}; configured: ${this.#host.upstreamNames().join(', ')}`);
+    if (this.connection.sessions.size >= this.#options.maxSessions) {
       return new WshubError('ERR_TOO_MANY_SUBSCRIPTIONS', `this connection already uses ${this.#options.maxSessions} upstream/group combinations`);
     }
-    const idField = up.config.idField ?? 'id';
     const session: Session = new Session({
-      id: `${this.#outbound.id}/${upstream}${group ? `/${group}` : ''}`,
+      id: `${this.connection.id}/${upstream}${group ? `/${group}` : ''}`,
       upstream,
-      outbound: this.#outbound,
+      outlet: this.connection.outlet,
       group,
       transparent: false,
-      encode: (frame, name, topic, own) => (own ? this.#encodeOwn(frame, name, idField) : (frame.envelope ??= wrap(frame, name, topic))),
-      onError: (error) => this.#onSessionError(upstream, error),
+      encoder: {
+        message: (m, topic) => m.envelope(topic),
+        own: (data, isBinary, answers, topic) => this.#own(upstream, data, isBinary, answers, topic),
+      },
+      onError: (error, origin) => this.#onSessionError(upstream, error, origin),
     });
-    this.#connection.sessions.set(key, session);
-    this.#hub.join(session);
+    this.#upstreamOf.set(session, up);
+    this.connection.join(sessionKey(upstream, group), up, session);
     return session;
   }
 
-  /** A reply for this connection: a `res` when it answers a `req` in flight, else a plain `msg`. */
-  #encodeOwn(frame: Frame, upstream: string, idField: string): Frame {
-    const inFlight = this.#requests.get(upstream);
-    if (inFlight?.size && !frame.isBinary) {
-      let id: unknown;
-      try {
-        id = (JSON.parse(frame.payload.toString('utf8')) as Record<string, unknown>)[idField];
-      } catch {
-        id = undefined;
-      }
-      if ((typeof id === 'string' || typeof id === 'number') && inFlight.delete(id)) {
-        const head = Buffer.from(`{"op":"res","id":${JSON.stringify(id)},"upstream":${JSON.stringify(upstream)},"data":`);
-        return frameMessage(Buffer.concat([head, frame.payload, Buffer.from('}')]), false);
-      }
+  /** A frame for this connection alone: a `res` when it answers a `req` in flight, else a plain `msg`. */
+  #own(upstream: string, data: Buffer, isBinary: boolean, answers: string | undefined, topic: string | undefined): Frame {
+    if (answers !== undefined && !isBinary && this.#requests.get(upstream)?.delete(answers)) {
+      const head = `{"op":"res","id":${answers},"upstream":${JSON.stringify(upstream)},"data":`;
+      const body = isJson(data) ? data : Buffer.from(JSON.stringify(data.toString('utf8')));
+      return frame(Buffer.concat([Buffer.from(head), body, Buffer.from('}')]), false);
     }
-    return wrap(frame, upstream, undefined);
+    return wrapEnvelope(upstream, topic, data, isBinary, !isBinary && isJson(data));
   }
 
-  /** The adapter reported a problem with this connection's input or a request (timeout, upstream lost). */
-  #onSessionError(upstream: string, error: WshubError): void {
-    if (this.#current) {
+  /** A problem with this connection's input or one of its requests (timeout, upstream lost, refused). */
+  #onSessionError(upstream: string, error: WshubError, origin: unknown): void {
+    const current = this.#current;
+    if (current && origin === current.id) {
       // Raised while handling a frame: answer that frame.
-      this.#current.failed = true;
-      return this.#error(error.code, error.message, this.#current.id);
+      current.failed = true;
+      return this.#error(error.code, error.message, current.id);
     }
-    const id = error.details.requestId;
-    if ((typeof id === 'string' || typeof id === 'number') && this.#requests.get(upstream)?.delete(id)) {
-      return this.#error(error.code, error.message, id);
+    const requestId = error.details.requestId;
+    if (typeof requestId === 'string' && this.#requests.get(upstream)?.delete(requestId)) {
+      return this.#error(error.code, error.message, JSON.parse(requestId) as string | number);
+    }
+    if (typeof origin === 'string' || typeof origin === 'number') {
+      this.#requests.get(upstream)?.delete(JSON.stringify(origin));
+      return this.#error(error.code, error.message, origin);
     }
     this.#error(error.code, error.message);
   }
@@ -265,34 +292,44 @@ class EnvelopeConnection {
 
 /** Serves `/hub` for a hub: attaches connections, forwards state changes and drops to them. */
 export class EnvelopeServer {
-  readonly #hub: Hub;
+  readonly #host: EnvelopeHost;
   readonly #options: Required<EnvelopeOptions>;
-  readonly #connections = new Map<Outbound, EnvelopeConnection>();
+  readonly #connections = new Map<Connection, EnvelopeConnection>();
 
-  constructor(hub: Hub, options: EnvelopeOptions = {}) {
-    this.#hub = hub;
+  constructor(host: EnvelopeHost, options: EnvelopeOptions = {}) {
+    this.#host = host;
     this.#options = {
       maxEnvelopeBytes: options.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES,
       laggedIntervalMs: options.laggedIntervalMs ?? DEFAULT_LAGGED_INTERVAL_MS,
       maxSessions: options.maxSessions ?? DEFAULT_MAX_ENVELOPE_SESSIONS,
     };
-    hub.envelope = this;
-    hub.on('state', (upstream, change) => this.#onState(upstream, change));
-    hub.on('drop', (outbound, reason, count, topic, upstream) => this.#connections.get(outbound)?.lagged(reason, count, topic, upstream));
   }
 
-  attach(s: ServerSession, outbound: Outbound): void {
-    const connection = new EnvelopeConnection(this.#hub, s, outbound, this.#options);
-    this.#connections.set(outbound, connection);
-    s.ws.once('close', () => this.#connections.delete(outbound));
+  attach(s: ServerSession): void {
+    const envelope = new EnvelopeConnection(this.#host, s, this.#options);
+    this.#connections.set(envelope.connection, envelope);
+    s.ws.once('close', () => this.#connections.delete(envelope.connection));
   }
 
-  #onState(upstream: string, change: StateChange): void {
-    const up = this.#hub.upstreams.get(upstream);
-    const gap = change.to === 'open' ? up?.lastGap && up.lastGap.end === change.at ? up.lastGap : undefined : up?.gapStart !== undefined ? { start: up.gapStart } : undefined;
-    const frame: HubFrame = {
+  /** Messages a connection's slow-consumer policy dropped: told as `lagged`. */
+  dropped(connection: Connection, reason: string, count: number, topic: string | undefined, upstream: string | undefined): void {
+    this.#connections.get(connection)?.lagged(reason, count, topic, upstream);
+  }
+
+  /** An upstream was replaced by a reload: envelope sessions follow it. */
+  moved(old: HubUpstream, next: HubUpstream): void {
+    for (const c of this.#connections.values()) c.move(old, next);
+  }
+
+  /** An upstream changed state: every envelope connection hears it (with the gap). */
+  state(up: HubUpstream, change: StateChange): void {
+    if (this.#connections.size === 0) return;
+    const gap = change.to === 'open'
+      ? up.lastGap && up.lastGap.end === change.at ? up.lastGap : undefined
+      : up.gapStart !== undefined ? { start: up.gapStart } : undefined;
+    const f: HubFrame = {
       op: 'state',
-      upstream,
+      upstream: up.name,
       state: change.to,
       reason: change.reason,
       ...(change.attempt ? { attempt: change.attempt } : {}),
@@ -301,8 +338,7 @@ export class EnvelopeServer {
       ...(gap ? { gap } : {}),
       at: change.at,
     };
-    if (this.#connections.size === 0) return;
-    const bytes = control(frame);
+    const bytes = textFrame(JSON.stringify(f));
     for (const c of this.#connections.values()) c.sendFrame(bytes);
   }
 }

@@ -4,10 +4,11 @@
  * ws frames per `send()` call, which for a fan-out to N sessions means N
  * headers, N socket writes and, for strings, N encodings. The hub instead asks
  * ws's own framer (`WebSocket.Sender.frame`, exported by ws) for one unmasked
- * server frame and writes that buffer to each session's socket. This is safe
- * because listener sessions never use permessage-deflate (the only ws feature
- * that would reorder or transform frames in its sender), and each frame is
- * written whole, so ws's own pings and close frames interleave correctly.
+ * server frame — a header buffer and the payload itself, not copied — and
+ * hands those buffers to each session's batch. This is safe because listener
+ * sessions never use permessage-deflate (the only ws feature that would
+ * reorder or transform frames in its sender), and each frame is written whole,
+ * so ws's own pings and close frames interleave correctly.
  */
 import * as ws from 'ws';
 
@@ -25,38 +26,27 @@ const Sender = (ws as unknown as { Sender: { frame(data: Buffer, options: FrameO
 const OPCODE_TEXT = 0x1;
 const OPCODE_BINARY = 0x2;
 
-/** Payloads at least this large keep header and payload as two buffers: copying them costs more than a second iovec. */
-export const SPLIT_FRAME_BYTES = 16 * 1024;
-
 /** A complete, unmasked WebSocket data frame ready to be written to any number of sockets. */
 export interface Frame {
-  /** The framed bytes: one buffer (header + payload), or header and payload for large payloads. */
+  /** Header, then payload: the payload buffer is the message's own, never copied here. */
   readonly parts: readonly Buffer[];
   /** Total framed size. */
   readonly size: number;
-  /** The payload size, what counts as "message bytes" in stats. */
+  /** The payload size: what counts as message bytes in stats. */
   readonly payloadBytes: number;
-  readonly isBinary: boolean;
-  /** The payload without the header. */
-  readonly payload: Buffer;
-  /** The same message wrapped for envelope sessions, built on first use and shared by all of them. */
-  envelope?: Frame;
-  /** Whether the payload is known to be JSON text (set by adapters that parsed it). */
-  json?: boolean;
 }
 
 /**
- * Frame `payload` as one final text or binary frame. A small payload is copied
- * once, next to its header; a large one is referenced, not copied (the caller
- * must not modify it afterwards — ws hands each message over in a buffer of
- * its own).
+ * Frame `payload` as one final text or binary frame. The payload is
+ * referenced, not copied: the caller must not modify it afterwards (ws hands
+ * each message over in a buffer of its own).
  */
-export function frameMessage(payload: Buffer, isBinary: boolean): Frame {
-  const framed = Sender.frame(payload, { fin: true, rsv1: false, opcode: isBinary ? OPCODE_BINARY : OPCODE_TEXT, mask: false, readOnly: true });
-  const size = framed.reduce((n, b) => n + b.length, 0);
-  if (framed.length > 1 && payload.length >= SPLIT_FRAME_BYTES) {
-    return { parts: framed, size, payloadBytes: payload.length, isBinary, payload };
-  }
-  const bytes = framed.length === 1 ? framed[0]! : Buffer.concat(framed, size);
-  return { parts: [bytes], size, payloadBytes: payload.length, isBinary, payload: bytes.subarray(size - payload.length) };
+export function frame(payload: Buffer, isBinary: boolean): Frame {
+  const parts = Sender.frame(payload, { fin: true, rsv1: false, opcode: isBinary ? OPCODE_BINARY : OPCODE_TEXT, mask: false, readOnly: true });
+  return { parts, size: parts[0]!.length + payload.length, payloadBytes: payload.length };
+}
+
+/** A frame of the hub's own (envelope control frames): text, built from a JSON value. */
+export function textFrame(text: string): Frame {
+  return frame(Buffer.from(text), false);
 }

@@ -1,41 +1,52 @@
 /**
- * A session is what an adapter and the router see: one worker's membership in
- * one upstream — its id, group, snapshot wish and topics — delivering through
- * the {@link Outbound} queue of the worker's connection.
+ * A session is one worker's membership in one upstream — its id, group,
+ * snapshot wish and topics — delivering through the {@link Outlet} of the
+ * worker's connection. Adapters see it only as a {@link SessionHandle}.
  *
  * A transparent connection (`/u/<upstream>`) has exactly one session. An
  * envelope connection (`/hub`) has one per upstream and group it subscribes
- * through; they share the connection's queue and slow-consumer policy, and
- * wrap each frame in the envelope (built once per message for all envelope
- * sessions, see `encode`).
+ * through; they share the connection's outlet and slow-consumer policy, and
+ * their frames are envelope-encoded (once per message, see message.ts).
  */
-import type WebSocket from 'ws';
+import type { SessionHandle } from '../adapters/types.js';
 import type { WshubError } from '../errors.js';
 import type { Frame } from './frame.js';
-import type { Outbound } from './outbound.js';
-import type { Route } from './route.js';
+import type { UpstreamMessage } from './message.js';
+import type { Outlet } from './outlet.js';
 
-export { DEFAULT_MAX_QUEUE_BYTES, DEFAULT_SLOW_CONSUMER, DEFAULT_SOCKET_HIGH_WATER_BYTES, SLOW_CONSUMER_POLICIES } from './outbound.js';
-export type { DropReason, SlowConsumerPolicy } from './outbound.js';
-
-/**
- * Turns a frame into what this session's connection expects (identity for
- * transparent sessions). `own` is true for frames meant for this session alone
- * (replies, acks), false for upstream messages shared with other sessions.
- */
-export type FrameEncoder = (frame: Frame, upstream: string, topic: string | undefined, own: boolean) => Frame;
+/** How a session's connection wants frames: the upstream's own bytes, or envelopes. */
+export interface SessionEncoder {
+  /** An upstream message delivered under `topic` (undefined: to everyone). */
+  message(message: UpstreamMessage, topic: string | undefined): Frame;
+  /** A frame for this session alone (an answer, an ack, a per-session notification). */
+  own(data: Buffer, isBinary: boolean, answers: string | undefined, topic: string | undefined): Frame;
+}
 
 export interface SessionOptions {
   id: string;
   upstream: string;
-  outbound: Outbound;
+  outlet: Outlet;
+  encoder: SessionEncoder;
   group?: string | undefined;
   snapshot?: boolean;
-  encode?: FrameEncoder;
-  /** False for envelope sessions: they subscribe explicitly instead of receiving everything a transparent client would. @default true */
+  /** False for envelope sessions: they subscribe explicitly instead of receiving what a transparent client would. @default true */
   transparent?: boolean;
-  /** Told about this session's bad input and failed requests (envelope sessions answer with an `error` frame). */
-  onError?: (error: WshubError) => void;
+  /** Told about this session's bad input, failed requests and refused sends; `origin` is what the caller passed with the frame (an envelope id). */
+  onError?: (error: WshubError, origin: unknown) => void;
+}
+
+/** This session's side of the ledger, worker → upstream: `received` = `forwarded` + `answeredByHub` + `refused`. */
+export interface SessionLedger {
+  /** Frames received from the worker. */
+  received: number;
+  /** Frames (or frames made from them) handed to the upstream client. */
+  forwarded: number;
+  /** Handled by the hub itself (a deduplicated subscribe, an envelope control frame). */
+  answeredByHub: number;
+  /** Refused at the door, by reason. */
+  refused: Record<string, number>;
+  /** Forwarded but lost later (expired in the outage queue, lost with a dying connection), by reason. */
+  lostUpstream: Record<string, number>;
 }
 
 export interface SessionStats {
@@ -45,57 +56,61 @@ export interface SessionStats {
   topics: number;
   messagesIn: number;
   bytesIn: number;
+  /** This session's messages to the upstream that were not sent, by reason (queue full, expired, …). */
   upstreamDrops: Record<string, number>;
+  ledger: SessionLedger;
 }
 
-export class Session {
+export class Session implements SessionHandle {
   readonly id: string;
   readonly upstream: string;
   readonly group: string | undefined;
   readonly wantsSnapshot: boolean;
-  readonly outbound: Outbound;
-  /** The router this session is attached to (set by `Route.attach`); messages go to its adapter, never to a newer route of the same name. */
-  route: Route | undefined;
+  readonly outlet: Outlet;
   readonly transparent: boolean;
-  readonly onError: ((error: WshubError) => void) | undefined;
+  readonly encoder: SessionEncoder;
+  readonly onError: ((error: WshubError, origin: unknown) => void) | undefined;
   /** Topics (adapter-defined keys) this session is subscribed to. */
   readonly topics = new Set<string>();
   messagesIn = 0;
   bytesIn = 0;
-  /** This session's messages to the upstream that were not sent, by reason (queue full, expired, …). */
-  readonly upstreamDrops: Record<string, number> = {};
-  readonly #encode: FrameEncoder | undefined;
+  readonly ledger: SessionLedger = { received: 0, forwarded: 0, answeredByHub: 0, refused: {}, lostUpstream: {} };
+  /** Set once the session left its route: nothing more is routed for it. */
+  detached = false;
 
   constructor(options: SessionOptions) {
     this.id = options.id;
     this.upstream = options.upstream;
     this.group = options.group;
     this.wantsSnapshot = options.snapshot ?? false;
-    this.outbound = options.outbound;
-    this.#encode = options.encode;
+    this.outlet = options.outlet;
+    this.encoder = options.encoder;
     this.transparent = options.transparent ?? true;
     this.onError = options.onError;
   }
 
-  get ws(): WebSocket {
-    return this.outbound.ws;
-  }
-
   get closed(): boolean {
-    return this.outbound.closed;
+    return this.detached || this.outlet.closed;
   }
 
-  /** Bytes waiting for this session's connection; group members with less go first. */
   get backlogBytes(): number {
-    return this.outbound.backlogBytes;
+    return this.outlet.backlogBytes;
   }
 
-  /** Deliver a frame (an upstream message of `topic`, or with `own` a reply for this session alone), encoded for its connection. */
-  deliver(frame: Frame, topic?: string, own = false): void {
-    this.outbound.deliver(this.#encode ? this.#encode(frame, this.upstream, topic, own) : frame, topic, this.upstream);
+  /** An upstream message for this session's audience of `topic`. */
+  deliver(message: UpstreamMessage, topic: string | undefined): void {
+    this.outlet.deliver(this.encoder.message(message, topic), { topic, upstream: this.upstream });
+  }
+
+  /** A frame for this session alone. Answers are kept past the slow-consumer policy. */
+  reply(data: Buffer, isBinary: boolean, answers: string | undefined, topic: string | undefined): void {
+    this.outlet.deliver(this.encoder.own(data, isBinary, answers, topic), { topic, upstream: this.upstream, keep: answers !== undefined });
   }
 
   stats(): SessionStats {
+    const upstreamDrops: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.ledger.refused)) upstreamDrops[k] = (upstreamDrops[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(this.ledger.lostUpstream)) upstreamDrops[k] = (upstreamDrops[k] ?? 0) + v;
     return {
       id: this.id,
       upstream: this.upstream,
@@ -103,7 +118,8 @@ export class Session {
       topics: this.topics.size,
       messagesIn: this.messagesIn,
       bytesIn: this.bytesIn,
-      upstreamDrops: { ...this.upstreamDrops },
+      upstreamDrops,
+      ledger: { ...this.ledger, refused: { ...this.ledger.refused }, lostUpstream: { ...this.ledger.lostUpstream } },
     };
   }
 }

@@ -1,52 +1,72 @@
 /**
- * One configured upstream inside the hub: its ResilientWebSocket, its router
- * and its adapter, wired together.
+ * One configured upstream inside the hub: its ResilientWebSocket, its route
+ * and adapter, and flow control in both directions.
+ *
+ * - Upstream → workers: a {@link ReadPacer} pauses reading the upstream while
+ *   a session it feeds is behind (see pacer.ts).
+ * - Workers → upstream: when the client says `wait` (the bytes held for the
+ *   upstream passed its high-water mark), the sending worker's socket stops
+ *   being read — TCP backpressure reaches the worker — until the client
+ *   drains. The hub's memory for outbound data is bounded by the client's
+ *   `sendBufferBytes`: past it a send is refused at once and the sender told.
  */
 import { EventEmitter } from 'node:events';
 import { JsonAdapter } from '../adapters/json.js';
 import { JsonRpcAdapter } from '../adapters/jsonrpc.js';
 import { RawAdapter } from '../adapters/raw.js';
-import type { Adapter, AdapterContext } from '../adapters/types.js';
+import type { Adapter, AdapterHost, UpstreamFrame } from '../adapters/types.js';
 import { ERROR_CATALOG, WshubError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import { ResilientWebSocket } from '../upstream/resilient.js';
 import type { SendResult, StateChange, UpstreamStats } from '../upstream/types.js';
 import type { UpstreamConfig } from './config.js';
-import { Route } from './route.js';
-import type { Session } from './session.js';
+import { ReadPacer, type PacerStats } from './pacer.js';
+import { Route, type SendTag } from './route.js';
 
-/** Builds the adapter of an upstream; the jsonrpc adapter registers itself here. */
-export type AdapterFactory = (ctx: AdapterContext, config: UpstreamConfig) => Adapter;
+/** Builds the adapter of an upstream. */
+export type AdapterFactory = (host: AdapterHost, config: UpstreamConfig) => Adapter;
 
-export const ADAPTERS: Partial<Record<UpstreamConfig['adapter'], AdapterFactory>> = {
-  raw: (ctx, config) => new RawAdapter(ctx, config.topic === undefined ? {} : { topic: config.topic }),
-  json: (ctx, config) =>
-    new JsonAdapter(ctx, {
+export const ADAPTERS: Record<UpstreamConfig['adapter'], AdapterFactory> = {
+  raw: (host, config) => new RawAdapter(host, config.topic === undefined ? {} : { topic: config.topic }),
+  json: (host, config) =>
+    new JsonAdapter(host, {
       topic: config.topic!,
       subscribe: config.subscribe!,
       unsubscribe: config.unsubscribe!,
       ...(config.ack === undefined ? {} : { ack: config.ack }),
       ...(config.idField === undefined ? {} : { idField: config.idField }),
+      ...(config.errorField === undefined ? {} : { errorField: config.errorField }),
       ...(config.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: config.requestTimeoutMs }),
+      ...(config.maxInFlight === undefined ? {} : { maxInFlight: config.maxInFlight }),
     }),
-  jsonrpc: (ctx, config) => JsonRpcAdapter.fromConfig(ctx, config),
+  jsonrpc: (host, config) => JsonRpcAdapter.fromConfig(host, config),
 };
+
+/** A worker connection whose reading can be paused by several upstreams at once. */
+export interface PausableReader {
+  pauseReading(by: object): void;
+  resumeReading(by: object): void;
+}
 
 export interface HubUpstreamEvents {
   state: [StateChange];
 }
 
-/** Drops of worker sends while the upstream was down, per reason, attributed to sessions. */
-export interface UpstreamSendDrops {
-  [reason: string]: number;
+export interface HubUpstreamOptions {
+  logger: Logger;
+  slowAfterMs?: number | undefined;
+  /** The worker connection a session belongs to, for pausing its reading. */
+  readerOf: (session: NonNullable<SendTag['session']>) => PausableReader | undefined;
 }
 
 export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
   readonly name: string;
-  readonly config: UpstreamConfig;
+  /** Replaced in place by a reload that only changes policies and limits. */
+  config: UpstreamConfig;
   readonly client: ResilientWebSocket;
   readonly route: Route;
   readonly adapter: Adapter;
+  readonly pacer: ReadPacer;
   /** The last state change, for `state` frames to late joiners and /status. */
   lastChange: StateChange | undefined;
   /** When the current outage began (first non-open state after an open), for gap reporting. */
@@ -54,51 +74,47 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
   /** The last outage that ended: from leaving `open` to being `open` again. */
   lastGap: { start: number; end: number } | undefined;
   readonly history: StateChange[] = [];
-  /** Upstream messages lost to a failure inside the hub (should stay 0; counted so it can't hide). */
-  routingErrors = 0;
   readonly #log: Logger;
+  readonly #readerOf: HubUpstreamOptions['readerOf'];
+  /** Worker connections whose reading this upstream paused; resumed on the client's drain. */
+  readonly #paused = new Set<PausableReader>();
   #opened = false;
+  #sending = false;
 
-  constructor(config: UpstreamConfig, logger: Logger) {
+  constructor(config: UpstreamConfig, options: HubUpstreamOptions) {
     super();
     this.name = config.name;
     this.config = config;
-    this.#log = logger.child({ upstream: config.name });
+    this.#log = options.logger.child({ upstream: config.name });
+    this.#readerOf = options.readerOf;
     // The client adds its own `upstream` field to every line; giving it the child logger would print it twice.
-    this.client = new ResilientWebSocket({ ...(config.client as { url: string }), logger });
+    this.client = new ResilientWebSocket({ ...(config.client as { url: string }), logger: options.logger });
     this.route = new Route({
       name: config.name,
       logger: this.#log,
-      send: (data, isBinary, session) => this.#send(data, isBinary, session),
-      isOpen: () => this.client.state === 'open',
+      link: { send: (frame, tag) => this.#send(frame, tag), isOpen: () => this.client.state === 'open' },
     });
-    const factory = ADAPTERS[config.adapter];
-    if (!factory) throw new WshubError('ERR_INVALID_OPTION', `upstreams.${config.name}.adapter: adapter "${config.adapter}" is not available`);
-    this.adapter = factory(this.route, config);
+    this.adapter = ADAPTERS[config.adapter](this.route, config);
     this.route.adapter = this.adapter;
+    this.pacer = new ReadPacer(this.client, options.slowAfterMs);
 
-    this.client.on('message', (data, isBinary) => {
-      try {
-        this.route.fromUpstream(data, isBinary);
-      } catch (err) {
-        // A routing bug must cost one message, never the process or the upstream connection.
-        this.routingErrors++;
-        this.#log.error({ err }, 'routing an upstream message failed; message dropped');
-      }
-    });
+    this.client.on('message', (data, isBinary) => this.route.fromUpstream(data, isBinary));
     this.client.on('open', () => {
       const reconnect = this.#opened;
       this.#opened = true;
-      this.adapter.onUpstreamOpen(reconnect);
+      this.route.opened(reconnect);
     });
     this.client.on('state', (change) => this.#onState(change));
+    this.client.on('sent', (tag) => this.route.sendSent(tag as SendTag));
     this.client.on('drop', (notice) => {
-      const session = notice.tag as Session | undefined;
-      this.#log.warn({ session: session?.id, reason: notice.reason, bytes: notice.bytes }, 'worker message to upstream dropped');
-      if (!session) return;
-      session.upstreamDrops[notice.reason] = (session.upstreamDrops[notice.reason] ?? 0) + 1;
-      session.onError?.(new WshubError(notice.reason, `message to upstream ${this.name} not sent: ${ERROR_CATALOG[notice.reason].summary}`, { details: { bytes: notice.bytes } }));
+      // A refusal inside send() comes back in its result, which the route handles: counted once.
+      if (this.#sending) return;
+      const tag = notice.tag as SendTag | undefined;
+      this.#log.warn({ session: tag?.session?.id, reason: notice.reason, bytes: notice.bytes }, 'message to upstream dropped');
+      if (!tag) return;
+      this.route.sendDropped(tag, new WshubError(notice.reason, `message to upstream ${this.name} not sent: ${ERROR_CATALOG[notice.reason].summary}`, { details: { bytes: notice.bytes } }));
     });
+    this.client.on('drain', () => this.#resumeSenders());
   }
 
   start(): void {
@@ -109,9 +125,46 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     return this.client.stats();
   }
 
-  /** A refusal is also reported through the client's `drop` event, which counts it on the session and tells it. */
-  #send(data: Buffer | string, isBinary: boolean, session: Session | undefined): SendResult {
-    return this.client.send(data, { binary: isBinary, tag: session });
+  pacerStats(): PacerStats {
+    return this.pacer.stats();
+  }
+
+  /** Close for good (removed, or the hub is stopping): paused workers are released, no timer outlives it. */
+  async close(code: number, reason: string): Promise<void> {
+    this.pacer.close();
+    this.#resumeSenders();
+    await this.client.close(code, reason);
+  }
+
+  destroy(): void {
+    this.pacer.close();
+    this.#resumeSenders();
+    this.client.destroy();
+  }
+
+  /** Refusals come back in the result (the route tells the sender); later drops through the client's `drop` event. */
+  #send(frame: UpstreamFrame, tag: SendTag): SendResult {
+    this.#sending = true;
+    let result: SendResult;
+    try {
+      result = this.client.send(frame.data, { binary: frame.isBinary, tag });
+    } finally {
+      this.#sending = false;
+    }
+    if (result.ok && result.wait && tag.session) {
+      const reader = this.#readerOf(tag.session);
+      if (reader && !this.#paused.has(reader)) {
+        this.#paused.add(reader);
+        reader.pauseReading(this);
+      }
+    }
+    return result;
+  }
+
+  #resumeSenders(): void {
+    const paused = [...this.#paused];
+    this.#paused.clear();
+    for (const reader of paused) reader.resumeReading(this);
   }
 
   #onState(change: StateChange): void {
@@ -120,9 +173,9 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     if (this.history.length > 50) this.history.shift();
     if (change.from === 'open' && change.to !== 'open') {
       this.gapStart = change.at;
-      this.adapter.onUpstreamDown(change.cause, change.to === 'closed');
+      this.route.down(change.cause, change.to === 'closed');
     } else if (change.to === 'closed' && change.from !== 'open') {
-      this.adapter.onUpstreamDown(change.cause, true);
+      this.route.down(change.cause, true);
     }
     if (change.to === 'open') {
       if (this.gapStart !== undefined) this.lastGap = { start: this.gapStart, end: change.at };
@@ -131,3 +184,4 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     this.emit('state', change);
   }
 }
+

@@ -165,7 +165,7 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
       if (this.#sessions.size === 0) resolve();
       else this.#onAllSessionsGone = resolve;
     });
-    for (const guard of this.#sessions.values()) guard.end('ERR_SHUTTING_DOWN', 1001, 'server shutting down');
+    for (const guard of this.#sessions.values()) guard.end('ERR_SHUTTING_DOWN', 'server shutting down');
     this.#drainTimer = setTimeout(() => {
       if (this.#sessions.size > 0) this.#log.warn({ remaining: this.#sessions.size }, 'drain timeout: terminating sessions');
       for (const guard of this.#sessions.values()) guard.terminate();
@@ -430,7 +430,7 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
       this.emit('session', { id, ws, req, peer, socket });
     } catch (err) {
       this.#log.error({ err, session: id }, 'session listener threw');
-      guard.end('ERR_CALLBACK_FAILED', 1011, 'internal error');
+      guard.end('ERR_CALLBACK_FAILED', 'internal error');
     }
   }
 

@@ -4,7 +4,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
-import type { ErrorCode } from '../errors.js';
+import { ERROR_CATALOG, type ErrorCode } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import { TokenBucket } from './rate-limit.js';
 import type { Counters } from './stats.js';
@@ -102,11 +102,12 @@ export class SessionGuard {
   }
 
   /**
-   * End the session for `code`: with a close frame when a close code is
-   * given (and terminate if the peer does not answer within the grace),
-   * else at once.
+   * End the session for `code`: with a close frame carrying the catalog's
+   * close code for it, when it has one (and terminate if the peer does not
+   * answer within the grace), else at once.
    */
-  end(code: ErrorCode, closeCode?: number, reason: string = code): void {
+  end(code: ErrorCode, reason: string = code): void {
+    const closeCode = (ERROR_CATALOG[code] as { closeCode?: number }).closeCode;
     if (this.errorCode === undefined) {
       this.errorCode = code;
       if (code !== 'ERR_SHUTTING_DOWN') this.#options.counters.error(code);
@@ -141,7 +142,7 @@ export class SessionGuard {
     }
     if (this.#bucket && !this.#bucket.take()) {
       this.#options.counters.drop('ERR_RATE_LIMITED');
-      this.end('ERR_RATE_LIMITED', 1008);
+      this.end('ERR_RATE_LIMITED');
       return false;
     }
     return true;

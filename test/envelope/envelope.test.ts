@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import WebSocket, { WebSocketServer } from 'ws';
 import { DemoFeed, demoUpstreamConfig } from '../../src/demo/feed.js';
 import { decodeBinary, encodeBinary, ENVELOPE_PROTOCOL, type HubFrame } from '../../src/hub/envelope-codec.js';
-import { eventually, sleep, startTestHub, type TestHub } from '../hub/helpers.js';
+import { eventually, sleep, startTestHub, type TestHub, connectionStats, droppedFor } from '../hub/helpers.js';
 
 type Frame = HubFrame | { op: 'binary'; upstream: string; topic: string; payload: Buffer };
 
@@ -72,7 +72,7 @@ async function setup(): Promise<void> {
     rawPeer?.terminate();
     rawServer.close();
   });
-  await eventually(() => [...hub.hub.upstreams.values()].every((u) => u.client.state === 'open') && rawPeer, 'all upstreams open');
+  await eventually(() => hub.hub.stats().upstreams.every((u) => u.client.state === 'open') && rawPeer, 'all upstreams open');
 }
 
 test('welcome, then one session subscribed to topics on two upstreams', async () => {
@@ -224,7 +224,8 @@ test('lagged: a stalled envelope session is told exactly what the hub dropped', 
   await c.open();
   c.send({ op: 'sub', id: 1, upstream: 'r', topic: '*' });
   await eventually(() => c.of('ack').length === 1, 'ack');
-  const connection = [...hub.hub.connections.values()].find((x) => x.mode === 'envelope')!;
+  const connectionId = hub.hub.stats().connections.find((x) => x.mode === 'envelope')!.id;
+  const connectionSnapshot = (): unknown => connectionStats(hub.hub, connectionId);
   c.ws.pause();
   const N = 3000;
   const pad = 'p'.repeat(1000);
@@ -232,9 +233,9 @@ test('lagged: a stalled envelope session is told exactly what the hub dropped', 
     rawPeer!.send(`{"ch":"z","i":${i},"pad":"${pad}"}`);
     if (i % 100 === 99) await sleep(2);
   }
-  const dropped = (): number => Object.entries(connection.outbound.stats().dropped).filter(([r]) => r !== 'session-closed').reduce((a, [, n]) => a + (n ?? 0), 0);
+  const dropped = (): number => droppedFor(hub.hub, connectionId, ['ERR_SESSION_CLOSED']);
   await eventually(() => dropped() > 0, 'drops').catch((err: Error) => {
-    throw new Error(`${err.message}: ${JSON.stringify(connection.outbound.stats())}`);
+    throw new Error(`${err.message}: ${JSON.stringify(connectionSnapshot())}`);
   });
   await sleep(500);
   c.ws.resume();
@@ -245,10 +246,10 @@ test('lagged: a stalled envelope session is told exactly what the hub dropped', 
     seen = { lagged, msgs, dropped: dropped() };
     return lagged === seen.dropped && msgs + lagged === N;
   }, 'lagged total = hub drops and delivered + lagged = sent', 15_000).catch((err: Error) => {
-    throw new Error(`${err.message}: ${JSON.stringify(seen)} ${JSON.stringify(connection.outbound.stats())}`);
+    throw new Error(`${err.message}: ${JSON.stringify(seen)} ${JSON.stringify(connectionSnapshot())}`);
   });
   const lagged = c.of('lagged');
-  assert.ok(lagged.every((l) => l.upstream === 'r' && l.reason === 'drop-oldest' && l.policy === 'drop-oldest'));
+  assert.ok(lagged.every((l) => l.upstream === 'r' && l.reason === 'ERR_DROP_OLDEST' && l.policy === 'drop-oldest'));
   assert.ok(lagged.length < 50, `coalesced: ${lagged.length} lagged frames for ${dropped()} drops`);
   c.ws.close();
 });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveConfig } from '../../src/hub/config.js';
-import { Hub } from '../../src/hub/hub.js';
+import { Hub, type ConnectionStats, type HubUpstreamStats } from '../../src/hub/hub.js';
 import { silentLogger } from '../../src/observe/log.js';
 
 export interface TestHub {
@@ -33,9 +33,13 @@ export async function startTestHub(upstreams: Record<string, Record<string, unkn
     dir,
     url: (upstream, query) => `ws+unix://${socketPath}:/u/${upstream}${query ? `?${query}` : ''}`,
     close: async () => {
-      await Promise.race([hub.close(), sleep(2000)]);
-      hub.destroy();
-      rmSync(dir, { recursive: true, force: true });
+      // A close that hangs is a bug: it fails the test instead of being cut short.
+      try {
+        await withDeadline(hub.close(), 15_000, 'hub.close()');
+      } finally {
+        hub.destroy();
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
   };
 }
@@ -154,4 +158,45 @@ export async function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** One attached connection's figures, from the hub's public stats snapshot. */
+export function connectionStats(hub: Hub, id: string): ConnectionStats | undefined {
+  return hub.stats().connections.find((c) => c.id === id);
+}
+
+/** Messages the hub dropped for one connection, all reasons (0 once it is gone from the snapshot). */
+export function droppedFor(hub: Hub, id: string, except: string[] = []): number {
+  const dropped = connectionStats(hub, id)?.dropped ?? {};
+  return Object.entries(dropped).filter(([r]) => !except.includes(r)).reduce((a, [, n]) => a + (n ?? 0), 0);
+}
+
+/** One upstream's figures from the hub's public stats snapshot; throws when it is not configured. */
+export function upstreamOf(hub: Hub, name: string): HubUpstreamStats {
+  const found = hub.stats().upstreams.find((u) => u.name === name);
+  if (!found) throw new Error(`upstream ${name} is not in the hub's stats`);
+  return found;
+}
+
+/** `promise`, or a rejection naming `what` after `ms`. */
+export async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Run every cleanup step, newest first, even when one fails; then fail with the first failure. */
+export async function runCleanup(steps: Array<() => unknown>): Promise<void> {
+  let first: Error | undefined;
+  for (const step of steps.reverse()) {
+    try {
+      await step();
+    } catch (err) {
+      first ??= err instanceof Error ? err : new Error(String(err));
+    }
+  }
+  if (first) throw first;
 }

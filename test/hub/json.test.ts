@@ -8,7 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocketServer } from 'ws';
 import { DemoFeed, demoUpstreamConfig } from '../../src/demo/feed.js';
-import { eventually, sleep, startTestHub, Worker, type TestHub } from './helpers.js';
+import { eventually, sleep, startTestHub, Worker, type TestHub, upstreamOf } from './helpers.js';
 
 const workers: Worker[] = [];
 let hub: TestHub | undefined;
@@ -71,7 +71,7 @@ test('json: the last unsubscribe (or a SIGKILLed worker) unsubscribes upstream e
   await sleep(100);
   assert.equal(total(feed.unsubscribes, 'btcusdt@trade'), 1);
   assert.equal(total(feed.subscribes, 'btcusdt@trade'), 1);
-  assert.deepEqual([...hub.hub.upstreams.get('feed')!.route.liveTopics()], []);
+  assert.deepEqual(upstreamOf(hub.hub, 'feed').topics.map((t) => t.topic), []);
 });
 
 test('json: an upstream killed and restarted — workers stay attached, topics re-subscribed, outage sends delivered in order', async () => {
@@ -83,14 +83,14 @@ test('json: an upstream killed and restarted — workers stay attached, topics r
   await eventually(async () => (await w.report()).responses.length === 1, 'the ack');
   const port = feed.port;
   await feed.close();
-  await eventually(() => hub!.hub.upstreams.get('feed')!.client.state !== 'open', 'the hub to see the upstream go');
+  await eventually(() => upstreamOf(hub!.hub, 'feed').client.state !== 'open', 'the hub to see the upstream go');
 
   // Sent while the upstream is down: queued in the upstream's outbox, flushed on reconnect, in order.
   w.send(JSON.stringify({ method: 'LIST_SUBSCRIPTIONS', id: 'a' }));
   w.send(JSON.stringify({ method: 'LIST_SUBSCRIPTIONS', id: 'b' }));
   feed = new DemoFeed({ port });
   await feed.ready();
-  await eventually(() => hub!.hub.upstreams.get('feed')!.client.state === 'open', 'the reconnect', 15_000);
+  await eventually(() => upstreamOf(hub!.hub, 'feed').client.state === 'open', 'the reconnect', 15_000);
   await eventually(() => total(feed!.subscribes, 'solusdt@trade') === 1, 'the topic re-subscribed');
   const r = await eventually(async () => {
     const rep = await w.report();
@@ -112,7 +112,7 @@ test('json: an answer whose asker left is dropped and counted, never delivered t
   }));
   const h = await startTestHub({ slow: { ...upstreamConfig(`ws://127.0.0.1:${(wss.address() as { port: number }).port}/`) } });
   try {
-    await eventually(() => h.hub.upstreams.get('slow')!.client.state === 'open', 'open');
+    await eventually(() => upstreamOf(h.hub, 'slow').client.state === 'open', 'open');
     const asker = new Worker(h.url('slow'));
     const other = new Worker(h.url('slow'), { env: { WORKER_KEEP: '1' } });
     workers.push(asker, other);

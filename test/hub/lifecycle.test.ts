@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import WebSocket, { WebSocketServer } from 'ws';
 import { resolveConfig } from '../../src/hub/config.js';
 import { ENVELOPE_PROTOCOL, type HubFrame } from '../../src/hub/envelope-codec.js';
-import { eventually, sleep, startTestHub, Worker } from './helpers.js';
+import { eventually, sleep, startTestHub, Worker, connectionStats, upstreamOf } from './helpers.js';
 
 const cleanup: Array<() => unknown> = [];
 after(async () => {
@@ -43,9 +43,9 @@ test('graceful close: a worker that was behind gets everything queued for it, th
   const N = 3000;
   const [peer] = up.peers;
   for (let i = 0; i < N; i++) peer!.send(`{"seq":${i},"pad":"${'x'.repeat(1000)}"}`);
-  const connection = await eventually(() => [...hub.hub.connections.values()][0], 'the connection');
+  const id = await eventually(() => hub.hub.stats().connections[0]?.id, 'the connection');
   await eventually(() => hub.hub.stats().upstreams[0]!.messagesIn === N, 'all messages at the hub');
-  assert.ok(connection.outbound.stats().queuedMessages > 0, 'frames waiting in the hub');
+  assert.ok(connectionStats(hub.hub, id)!.queuedMessages > 0, 'frames waiting in the hub');
   const closing = hub.hub.close();
   await sleep(200);
   w.command('resume');
@@ -53,7 +53,7 @@ test('graceful close: a worker that was behind gets everything queued for it, th
   await closing;
   assert.equal(closed.code, 1001);
   assert.equal(closed.messages, N, 'every queued message arrived before the close');
-  assert.deepEqual(connection.outbound.stats().dropped, {});
+  assert.deepEqual(hub.hub.stats().dropped, {});
 });
 
 test('reloads run one at a time: two in a row leave exactly one upstream connection', async () => {
@@ -63,7 +63,7 @@ test('reloads run one at a time: two in a row leave exactly one upstream connect
   await eventually(() => up.peers.size === 1, 'upstream connection');
   const changed = (n: number) => resolveConfig({ listen: hub.socketPath, upstreams: { raw: { url: up.url, pingIntervalMs: 0, pongTimeoutMs: 1000 + n } } });
   await Promise.all([hub.hub.reload(changed(1)), hub.hub.reload(changed(2))]);
-  await eventually(() => hub.hub.upstreams.get('raw')?.client.state === 'open', 'the replaced upstream open');
+  await eventually(() => upstreamOf(hub.hub, 'raw').client.state === 'open', 'the replaced upstream open');
   await sleep(300);
   assert.equal(up.peers.size, 1, 'no orphaned upstream connection');
   assert.equal(hub.hub.upstreams.size, 1);

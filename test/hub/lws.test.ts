@@ -9,7 +9,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { eventually, freePort, startTestHub, Worker, type TestHub } from './helpers.js';
+import { eventually, freePort, startTestHub, Worker, type TestHub, upstreamOf } from './helpers.js';
 
 const LWS = '/usr/bin/libwebsockets-test-server';
 
@@ -32,7 +32,7 @@ test('libwebsockets-test-server: dumb-increment shared by 4 workers, mirror fann
     dumb: { url: base, protocols: ['dumb-increment-protocol'], pingIntervalMs: 0, backoff: { minDelayMs: 50, maxDelayMs: 200 } },
     mirror: { url: base, protocols: ['lws-mirror-protocol'], pingIntervalMs: 0, backoff: { minDelayMs: 50, maxDelayMs: 200 } },
   });
-  await eventually(() => [...hub!.hub.upstreams.values()].every((u) => u.client.state === 'open'), 'both upstreams open', 15_000);
+  await eventually(() => hub!.hub.stats().upstreams.every((u) => u.client.state === 'open'), 'both upstreams open', 15_000);
 
   const dumb = [0, 1, 2, 3].map(() => new Worker(hub!.url('dumb'), { protocol: 'dumb-increment-protocol', env: { WORKER_KEEP: '1' } }));
   workers.push(...dumb);
@@ -58,7 +58,7 @@ test('libwebsockets-test-server: dumb-increment shared by 4 workers, mirror fann
   const mirror = [0, 1, 2].map(() => new Worker(hub!.url('mirror'), { protocol: 'lws-mirror-protocol', env: { WORKER_KEEP: '1' } }));
   workers.push(...mirror);
   await Promise.all(mirror.map((w) => w.opened()));
-  await eventually(() => hub!.hub.upstreams.get('mirror')!.route.sessions.size === 3, 'three mirror sessions');
+  await eventually(() => upstreamOf(hub!.hub, 'mirror').sessions === 3, 'three mirror sessions');
   mirror[0]!.send('c #ff0000 1 2 3 4;');
   for (const w of mirror) {
     const r = await eventually(async () => {

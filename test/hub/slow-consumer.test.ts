@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { eventually, sleep, startTestHub, Worker, type TestHub } from './helpers.js';
+import { eventually, sleep, startTestHub, Worker, type TestHub, connectionStats, droppedFor } from './helpers.js';
 
 const workers: Worker[] = [];
 let hub: TestHub | undefined;
@@ -46,7 +46,7 @@ for (const policy of ['drop-oldest', 'conflate', 'disconnect'] as const) {
     const stalled = new Worker(hub!.url('raw', `slowConsumer=${policy}`));
     t.after(() => stalled.kill('SIGKILL'));
     await stalled.opened();
-    const stalledConnection = await eventually(() => [...hub!.hub.connections.values()][0], 'the stalled session');
+    const stalledId = await eventually(() => hub!.hub.stats().connections[0]?.id, 'the stalled session');
     const healthy = [new Worker(hub!.url('raw', `slowConsumer=${policy}`)), new Worker(hub!.url('raw', `slowConsumer=${policy}`))];
     const group = [...healthy, stalled];
     workers.push(...group);
@@ -59,23 +59,30 @@ for (const policy of ['drop-oldest', 'conflate', 'disconnect'] as const) {
     await send(N);
     // Healthy workers keep up. Under conflate, any backlog at all (a busy machine) is conflated by design,
     // so there the check is the exact account: delivered + dropped = sent.
-    const healthyConnections = [...hub!.hub.connections.values()].filter((c) => c !== stalledConnection);
+    const healthyIds = hub!.hub.stats().connections.map((c) => c.id).filter((id) => id !== stalledId);
     for (const [i, w] of healthy.entries()) {
-      const droppedAt = (): number => Object.values(healthyConnections[i]!.outbound.stats().dropped).reduce((a: number, b) => a + (b ?? 0), 0);
+      const droppedAt = (): number => droppedFor(hub!.hub, healthyIds[i]!);
       const want = (got: number): boolean => (policy === 'conflate' ? got + droppedAt() === N : got === N);
       await eventually(async () => want((await w.report()).messages), `all ${N} accounted for at a healthy worker`, 20_000).catch(async (err: Error) => {
         throw new Error(`${err.message}: got ${(await w.report()).messages}; hub drops ${JSON.stringify(hub!.hub.stats().dropped)}`);
       });
     }
 
-    const dropped = (): number => Object.values(stalledConnection.outbound.stats().dropped).reduce((a: number, b) => a + (b ?? 0), 0);
+    // Kept from the last snapshot that had the connection: a disconnected session leaves the snapshot.
+    let stalledDrops: Record<string, number> = {};
+    const dropped = (): number => {
+      const now = connectionStats(hub!.hub, stalledId);
+      if (now) stalledDrops = now.dropped;
+      return Object.values(stalledDrops).reduce((a, b) => a + b, 0);
+    };
     await eventually(() => dropped() > 0, 'drops at the stalled worker');
     stalled.command('resume');
     if (policy === 'disconnect') {
       const closed = await stalled.waitFor('close', 10_000);
       assert.equal(closed.code, 1013);
       assert.equal(closed.reason, 'slow consumer');
-      assert.ok((stalledConnection.outbound.stats().dropped['slow-consumer'] ?? 0) > 0);
+      dropped();
+      assert.ok((stalledDrops.ERR_SLOW_CONSUMER ?? 0) > 0);
     }
     // Whatever was written to the stalled worker's socket arrives once it reads again.
     const received = async (): Promise<number> => {
@@ -88,12 +95,13 @@ for (const policy of ['drop-oldest', 'conflate', 'disconnect'] as const) {
       last = { got: await received(), dropped: dropped() };
       return last.got + last.dropped === N;
     }, 'delivered + dropped = sent', 20_000).catch((err: Error) => {
-      throw new Error(`${err.message}; delivered ${last.got}, dropped ${last.dropped} (${JSON.stringify(stalledConnection.outbound.stats().dropped)})`);
+      throw new Error(`${err.message}; delivered ${last.got}, dropped ${last.dropped} (${JSON.stringify(stalledDrops)})`);
     });
-    const reasons = Object.keys(stalledConnection.outbound.stats().dropped);
-    const expected = { 'drop-oldest': ['drop-oldest'], conflate: ['conflate', 'drop-oldest'], disconnect: ['session-closed', 'slow-consumer'] }[policy];
+    dropped();
+    const reasons = Object.keys(stalledDrops);
+    const expected = { 'drop-oldest': ['ERR_DROP_OLDEST'], conflate: ['ERR_DROP_CONFLATED', 'ERR_DROP_OLDEST'], disconnect: ['ERR_SESSION_CLOSED', 'ERR_SLOW_CONSUMER'] }[policy];
     assert.ok(reasons.every((r) => expected.includes(r)), `drop reasons ${reasons.join(',')} fit ${policy}`);
-    if (policy === 'conflate') assert.ok((stalledConnection.outbound.stats().dropped.conflate ?? 0) > 0, 'conflation happened');
+    if (policy === 'conflate') assert.ok((stalledDrops.ERR_DROP_CONFLATED ?? 0) > 0, 'conflation happened');
     for (const w of group) w.kill();
     await eventually(() => hub!.hub.connections.size === 0, 'sessions gone');
   });

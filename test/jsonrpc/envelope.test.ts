@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { eventually, startTestHub, type TestHub } from '../hub/helpers.js';
+import { eventually, startTestHub, type TestHub, upstreamOf } from '../hub/helpers.js';
 import { NodeServer } from './fixtures/node-server.js';
 import { nodeUpstream, rpc, type RpcMessage } from './helpers.js';
 
@@ -25,7 +25,7 @@ test('jsonrpc over the envelope: req → res with the envelope id; send → msg 
   node = new NodeServer();
   await node.ready();
   hub = await startTestHub({ node: nodeUpstream(node.url) });
-  await eventually(() => hub!.hub.upstreams.get('node')!.client.state === 'open', 'the hub to connect to the node');
+  await eventually(() => upstreamOf(hub!.hub, 'node').client.state === 'open', 'the hub to connect to the node');
   const frames: Envelope[] = [];
   ws = new WebSocket(`ws+unix://${hub.socketPath}:/hub`);
   ws.on('message', (data: Buffer) => frames.push(JSON.parse(data.toString()) as Envelope));

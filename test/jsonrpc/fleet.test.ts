@@ -8,8 +8,8 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, sleep, startTestHub, type TestHub, type Worker } from '../hub/helpers.js';
-import { JsonRpcAdapter } from '../../src/adapters/jsonrpc.js';
+import { eventually, sleep, startTestHub, type TestHub, type Worker, upstreamOf } from '../hub/helpers.js';
+import type { JsonRpcAdapterStats } from '../../src/adapters/jsonrpc.js';
 import { NodeServer } from './fixtures/node-server.js';
 import { answer, answersTo, awaitNotifications, nodeUpstream, notificationsFor, received, rpc, rpcWorker, texts, type Json, type RpcMessage } from './helpers.js';
 
@@ -29,15 +29,16 @@ const TOPIC_T = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b
 const heads: Array<Array<string>> = [];
 const logs: string[] = [];
 
-function adapter(): JsonRpcAdapter {
-  return hub!.hub.upstreams.get('node')!.adapter as JsonRpcAdapter;
+/** The adapter's figures, as /status shows them. */
+function adapter(): { snapshot(): JsonRpcAdapterStats } {
+  return { snapshot: () => upstreamOf(hub!.hub, 'node').adapterStats as unknown as JsonRpcAdapterStats };
 }
 
 test('jsonrpc: 8 workers with colliding ids each get exactly their own answers, ids and types kept', async () => {
   node = new NodeServer();
   await node.ready();
   hub = await startTestHub({ node: nodeUpstream(node.url) });
-  await eventually(() => hub!.hub.upstreams.get('node')!.client.state === 'open', 'the hub to connect to the node');
+  await eventually(() => upstreamOf(hub!.hub, 'node').client.state === 'open', 'the hub to connect to the node');
   for (let i = 0; i < 8; i++) workers.push(rpcWorker(hub.url('node')));
   await Promise.all(workers.map((w) => w.opened()));
 

@@ -7,8 +7,8 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, sleep, startTestHub, type TestHub, type Worker } from '../hub/helpers.js';
-import type { JsonRpcAdapter } from '../../src/adapters/jsonrpc.js';
+import { eventually, sleep, startTestHub, type TestHub, type Worker, upstreamOf } from '../hub/helpers.js';
+import type { JsonRpcAdapterStats } from '../../src/adapters/jsonrpc.js';
 import { NodeServer } from './fixtures/node-server.js';
 import { answer, answersTo, nodeUpstream, received, rpc, rpcWorker, texts, type RpcMessage } from './helpers.js';
 
@@ -28,15 +28,16 @@ async function attach(): Promise<Worker> {
   return w;
 }
 
-function adapter(): JsonRpcAdapter {
-  return hub!.hub.upstreams.get('node')!.adapter as JsonRpcAdapter;
+/** The adapter's figures, as /status shows them. */
+function adapter(): { snapshot(): JsonRpcAdapterStats } {
+  return { snapshot: () => upstreamOf(hub!.hub, 'node').adapterStats as unknown as JsonRpcAdapterStats };
 }
 
 test('jsonrpc: a batch gets one array with exactly its members\' answers', async () => {
   node = new NodeServer();
   await node.ready();
   hub = await startTestHub({ node: nodeUpstream(node.url, { maxInFlight: 4, maxSubscriptions: 2 }) });
-  await eventually(() => hub!.hub.upstreams.get('node')!.client.state === 'open', 'the hub to connect to the node');
+  await eventually(() => upstreamOf(hub!.hub, 'node').client.state === 'open', 'the hub to connect to the node');
   const w = await attach();
   const other = await attach();
   other.send(rpc('eth_call', [{ other: true }], 1));
@@ -88,7 +89,7 @@ test('jsonrpc: a batch of notifications gets no answer; an empty batch gets one 
 test('jsonrpc: malformed input is answered -32700/-32600 to its sender only; everyone keeps working', async () => {
   const bad = await attach();
   const good = await attach();
-  const before = hub!.hub.upstreams.get('node')!.route.counters.sessionErrors.ERR_BAD_MESSAGE ?? 0;
+  const before = upstreamOf(hub!.hub, 'node').sessionErrors.ERR_BAD_MESSAGE ?? 0;
   const cases: Array<[string, number, unknown]> = [
     ['{"jsonrpc":"2.0","method":"eth_call",', -32700, null],
     ['not json at all', -32700, null],
@@ -114,7 +115,7 @@ test('jsonrpc: malformed input is answered -32700/-32600 to its sender only; eve
   assert.match((await answer(bad, 'still-here')).result as string, /^0x/, 'the sender stays attached and served');
   assert.equal(texts(good).length, cases.length, 'the good worker got only its own answers');
   assert.equal(bad.events.filter((e) => e.ev === 'close').length, 0);
-  assert.equal((hub!.hub.upstreams.get('node')!.route.counters.sessionErrors.ERR_BAD_MESSAGE ?? 0) - before, cases.length);
+  assert.equal((upstreamOf(hub!.hub, 'node').sessionErrors.ERR_BAD_MESSAGE ?? 0) - before, cases.length);
   const errors = adapter().snapshot().errors;
   assert.equal(errors.parse, 2);
 });
@@ -168,7 +169,7 @@ test('jsonrpc: maxInFlight and maxSubscriptions refuse the excess with -32005 an
   await answer(s, 'u');
   s.send(rpc('eth_subscribe', ['newHeads'], 'h3'));
   assert.match((await answer(s, 'h3')).result as string, /^0x/);
-  const counters = hub!.hub.upstreams.get('node')!.route.counters.sessionErrors;
+  const counters = upstreamOf(hub!.hub, 'node').sessionErrors;
   assert.equal(counters.ERR_TOO_MANY_REQUESTS, 2);
   assert.equal(counters.ERR_TOO_MANY_SUBSCRIPTIONS, 1);
   const errors = adapter().snapshot().errors;

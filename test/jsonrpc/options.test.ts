@@ -5,18 +5,19 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_JSONRPC_MAX_IN_FLIGHT, DEFAULT_JSONRPC_MAX_SUBSCRIPTIONS, DEFAULT_JSONRPC_REQUEST_TIMEOUT_MS, JsonRpcAdapter } from '../../src/index.js';
-import type { AdapterContext } from '../../src/adapters/types.js';
+import { defaults } from '../../src/index.js';
+import { JsonRpcAdapter } from '../../src/adapters/jsonrpc.js';
+import type { AdapterHost } from '../../src/adapters/types.js';
 import { resolveConfig } from '../../src/hub/config.js';
 import { isWshubError } from '../../src/errors.js';
 
 // Option validation happens before the adapter touches its context: only the name is read.
-const ctx = { upstream: 'node' } as AdapterContext;
+const ctx = { upstream: 'node' } as AdapterHost;
 
 test('jsonrpc options: defaults are exported and safe', () => {
-  assert.equal(DEFAULT_JSONRPC_REQUEST_TIMEOUT_MS, 30_000);
-  assert.equal(DEFAULT_JSONRPC_MAX_IN_FLIGHT, 1024);
-  assert.equal(DEFAULT_JSONRPC_MAX_SUBSCRIPTIONS, 1024);
+  assert.equal(defaults.jsonrpc.requestTimeoutMs, 30_000);
+  assert.equal(defaults.jsonrpc.maxInFlight, 1024);
+  assert.equal(defaults.jsonrpc.maxSubscriptions, 1024);
   const adapter = new JsonRpcAdapter(ctx);
   assert.deepEqual(adapter.snapshot(), { upstreamSubscriptions: 0, localSubscriptions: 0, inFlight: 0, upstreamSubscribes: 0, upstreamUnsubscribes: 0, notifications: 0, notificationDeliveries: 0, errors: {} });
 });

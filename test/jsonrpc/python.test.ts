@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { eventually, startTestHub, type TestHub, type Worker } from '../hub/helpers.js';
+import { eventually, startTestHub, type TestHub, type Worker, upstreamOf } from '../hub/helpers.js';
 import { NodeServer } from './fixtures/node-server.js';
 import { answer, awaitNotifications, nodeUpstream, rpc, rpcWorker } from './helpers.js';
 
@@ -32,7 +32,7 @@ test('jsonrpc: a python3-websockets worker works unchanged but for the URL', asy
   node = new NodeServer();
   await node.ready();
   hub = await startTestHub({ node: nodeUpstream(node.url) });
-  await eventually(() => hub!.hub.upstreams.get('node')!.client.state === 'open', 'the hub to connect to the node');
+  await eventually(() => upstreamOf(hub!.hub, 'node').client.state === 'open', 'the hub to connect to the node');
 
   // A Node worker already holds newHeads: the python worker's subscribe must share it.
   nodeWorker = rpcWorker(hub.url('node'));

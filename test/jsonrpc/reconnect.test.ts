@@ -7,8 +7,9 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, sleep, startTestHub, type TestHub, type Worker } from '../hub/helpers.js';
-import type { JsonRpcAdapter } from '../../src/adapters/jsonrpc.js';
+import type { HubUpstreamStats } from '../../src/hub/hub.js';
+import { eventually, sleep, startTestHub, type TestHub, type Worker, upstreamOf } from '../hub/helpers.js';
+import type { JsonRpcAdapterStats } from '../../src/adapters/jsonrpc.js';
 import { NodeServer } from './fixtures/node-server.js';
 import { answer, answersTo, awaitNotifications, nodeUpstream, notificationsFor, rpc, rpcWorker } from './helpers.js';
 
@@ -22,8 +23,9 @@ after(async () => {
   await node?.close();
 });
 
-function upstream() {
-  return hub!.hub.upstreams.get('node')!;
+/** The node upstream's figures, from the hub's public stats snapshot. */
+function upstream(): HubUpstreamStats {
+  return upstreamOf(hub!.hub, 'node');
 }
 
 test('jsonrpc: after the node restarts, local ids are unchanged and notifications resume; in-flight requests get "upstream connection lost"', async () => {
@@ -98,11 +100,11 @@ test('jsonrpc: after the node restarts, local ids are unchanged and notification
   await awaitNotifications(c, c2, 1, 'the subscription made during the outage');
   for (const w of workers) assert.equal(w.events.filter((e) => e.ev === 'close').length, 0, 'no worker saw a close');
 
-  const stats = (upstream().adapter as JsonRpcAdapter).snapshot();
+  const stats = upstream().adapterStats as unknown as JsonRpcAdapterStats;
   assert.equal(stats.errors.upstreamLost, 3);
   assert.equal(stats.upstreamSubscriptions, 2);
   assert.equal(stats.localSubscriptions, 5);
-  assert.equal(upstream().route.counters.sessionErrors.ERR_UPSTREAM_UNAVAILABLE, 3);
+  assert.equal(upstream().sessionErrors.ERR_UPSTREAM_UNAVAILABLE, 3);
 
   // The ids stay unsubscribable after the restart, and the node's new subscription is the one ended.
   for (const [w, local, id] of [[a, locals.a1, 'u1'], [a, locals.a2, 'u2'], [b, locals.b1, 'u3'], [c, c2, 'u4']] as const) {
@@ -125,10 +127,10 @@ test('jsonrpc: a request the node never answers gets "request timed out" after r
   assert.deepEqual(timedOut.error, { code: -32002, message: 'request timed out', data: { code: 'ERR_REQUEST_TIMEOUT', timeoutMs: REQUEST_TIMEOUT_MS } });
   assert.ok(waited >= REQUEST_TIMEOUT_MS - 50, `not before the timeout (${waited} ms)`);
   assert.equal(answersTo(b, 'slow').length, 0);
-  const stats = (upstream().adapter as JsonRpcAdapter).snapshot();
+  const stats = upstream().adapterStats as unknown as JsonRpcAdapterStats;
   assert.equal(stats.errors.timeout, 1);
   assert.equal(stats.inFlight, 0);
-  assert.equal(upstream().route.counters.sessionErrors.ERR_REQUEST_TIMEOUT, 1);
+  assert.equal(upstream().sessionErrors.ERR_REQUEST_TIMEOUT, 1);
 });
 
 test('jsonrpc: an upstream closed for good answers every waiting request "upstream closed" before the session is closed', async () => {
@@ -136,7 +138,7 @@ test('jsonrpc: an upstream closed for good answers every waiting request "upstre
   await fatalNode.ready();
   const fatalHub = await startTestHub({ node: nodeUpstream(fatalNode.url, { fatalCloseCodes: [4001] }) });
   try {
-    await eventually(() => fatalHub.hub.upstreams.get('node')!.client.state === 'open', 'the hub to connect to the node');
+    await eventually(() => upstreamOf(fatalHub.hub, 'node').client.state === 'open', 'the hub to connect to the node');
     const w = rpcWorker(fatalHub.url('node'));
     workers.push(w);
     await w.opened();
@@ -151,7 +153,7 @@ test('jsonrpc: an upstream closed for good answers every waiting request "upstre
     }
     const close = await w.waitFor('close');
     assert.equal(close.code, 1011);
-    const stats = (fatalHub.hub.upstreams.get('node')!.adapter as JsonRpcAdapter).snapshot();
+    const stats = (upstreamOf(fatalHub.hub, 'node').adapterStats as unknown as JsonRpcAdapterStats);
     assert.equal(stats.inFlight, 0);
     assert.equal(stats.errors.upstreamLost, 2);
   } finally {

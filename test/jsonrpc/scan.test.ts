@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { arrayElements, canonicalJson, objectMembers, splice, SplicePoint, spanText, spanValue } from '../../src/adapters/jsonrpc-scan.js';
+import { arrayElements, canonicalJson, objectMembers, splice, SplicePoint, spanText, spanValue } from '../../src/adapters/json-scan.js';
 
 /** A seeded generator (mulberry32), so a failure can be replayed. */
 function rng(seed: number): () => number {

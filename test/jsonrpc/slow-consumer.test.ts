@@ -6,7 +6,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, sleep, startTestHub, type TestHub, type Worker } from '../hub/helpers.js';
+import { eventually, sleep, startTestHub, type TestHub, type Worker, connectionStats, upstreamOf } from '../hub/helpers.js';
 import { NodeServer } from './fixtures/node-server.js';
 import { answer, nodeUpstream, notificationsFor, rpc, rpcWorker } from './helpers.js';
 
@@ -25,11 +25,11 @@ test(`jsonrpc slow consumer (conflate): ${N} heads — the healthy worker gets a
   node = new NodeServer();
   await node.ready();
   hub = await startTestHub({ node: nodeUpstream(node.url, { slowConsumer: 'conflate', maxQueueBytes: 32 * 1024 }) });
-  await eventually(() => hub!.hub.upstreams.get('node')!.client.state === 'open', 'the hub to connect to the node');
+  await eventually(() => upstreamOf(hub!.hub, 'node').client.state === 'open', 'the hub to connect to the node');
   const stalled = rpcWorker(hub.url('node'));
   workers.push(stalled);
   await stalled.opened();
-  const stalledConnection = await eventually(() => [...hub!.hub.connections.values()][0], 'the stalled connection');
+  const stalledId = await eventually(() => hub!.hub.stats().connections[0]?.id, 'the stalled connection');
   const healthy = rpcWorker(hub.url('node'));
   workers.push(healthy);
   await healthy.opened();
@@ -47,8 +47,8 @@ test(`jsonrpc slow consumer (conflate): ${N} heads — the healthy worker gets a
   }
   const lastHead = `0x${node.head.toString(16)}`;
   await eventually(() => notificationsFor(healthy, h1).length === N, `all ${N} heads at the healthy worker`, 30_000);
-  const dropped = (): Record<string, number> => stalledConnection.outbound.stats().dropped;
-  await eventually(() => (dropped().conflate ?? 0) > 0, 'conflation at the stalled worker');
+  const dropped = (): Record<string, number> => (connectionStats(hub!.hub, stalledId)?.dropped ?? {});
+  await eventually(() => (dropped().ERR_DROP_CONFLATED ?? 0) > 0, 'conflation at the stalled worker');
 
   stalled.command('resume');
   const total = (): number => Object.values(dropped()).reduce((a, b) => a + b, 0);
@@ -56,6 +56,6 @@ test(`jsonrpc slow consumer (conflate): ${N} heads — the healthy worker gets a
   const newest = (local: string): string | undefined => (notificationsFor(stalled, local).at(-1)?.params as { result: { number: string } } | undefined)?.result.number;
   assert.equal(newest(s1), lastHead, 'the first id got the newest head');
   assert.equal(newest(s2), lastHead, 'the second id got the newest head too: ids never conflate into each other');
-  assert.ok(Object.keys(dropped()).every((r) => r === 'conflate' || r === 'drop-oldest'), JSON.stringify(dropped()));
+  assert.ok(Object.keys(dropped()).every((r) => r === 'ERR_DROP_CONFLATED' || r === 'ERR_DROP_OLDEST'), JSON.stringify(dropped()));
   assert.equal(notificationsFor(healthy, h1).length, N);
 });

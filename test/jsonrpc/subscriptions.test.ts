@@ -7,8 +7,8 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, sleep, startTestHub, type TestHub, type Worker } from '../hub/helpers.js';
-import type { JsonRpcAdapter } from '../../src/adapters/jsonrpc.js';
+import { eventually, sleep, startTestHub, type TestHub, type Worker, upstreamOf } from '../hub/helpers.js';
+import type { JsonRpcAdapterStats } from '../../src/adapters/jsonrpc.js';
 import { NodeServer } from './fixtures/node-server.js';
 import { answer, answersTo, awaitNotifications, nodeUpstream, notificationsFor, rpc, rpcWorker } from './helpers.js';
 
@@ -29,14 +29,14 @@ async function attach(query?: string): Promise<Worker> {
 }
 
 function stats() {
-  return (hub!.hub.upstreams.get('node')!.adapter as JsonRpcAdapter).snapshot();
+  return (upstreamOf(hub!.hub, 'node').adapterStats as unknown as JsonRpcAdapterStats);
 }
 
 test('jsonrpc: a subscribe the node refuses is answered with the node\'s error, to each waiting asker with its own id', async () => {
   node = new NodeServer();
   await node.ready();
   hub = await startTestHub({ node: nodeUpstream(node.url) });
-  await eventually(() => hub!.hub.upstreams.get('node')!.client.state === 'open', 'the hub to connect to the node');
+  await eventually(() => upstreamOf(hub!.hub, 'node').client.state === 'open', 'the hub to connect to the node');
   const [a, b] = [await attach(), await attach()];
   node.holdSubscribes = true;
   a.send(rpc('eth_subscribe', ['bogus'], 1));
@@ -85,7 +85,7 @@ test('jsonrpc: an asker that leaves before the node answers leaves no subscripti
   await eventually(() => node!.count(node!.subscribes, 'logs{"address":"0xdead"}') === 1, 'the subscribe at the node');
   const before = stats().upstreamSubscriptions;
   w.kill('SIGKILL');
-  await eventually(() => hub!.hub.upstreams.get('node')!.route.sessions.size === 4, 'the hub to see the worker go');
+  await eventually(() => upstreamOf(hub!.hub, 'node').sessions === 4, 'the hub to see the worker go');
   assert.equal(node.releaseSubscribes(), 1);
   node.holdSubscribes = false;
   await eventually(() => node!.count(node!.unsubscribes, 'logs') === 1, 'the late subscription ended at the node');

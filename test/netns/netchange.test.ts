@@ -132,6 +132,7 @@ test('netchange: the socket\'s own IPv4 address removed → the probe fails, and
     await sleep(1000);
     assert.deepEqual(after_(client, from, 'open'), []);
     const failures = after_(client, from, 'state').filter((s) => s.from === 'connecting' && s.to === 'reconnecting');
+    assert.ok(failures.length > 0, 'the client kept trying while the address was gone');
     assert.ok(failures.every((s) => s.code === 'ERR_TCP_CONNECT'), JSON.stringify(failures));
 
     await cli.addAddress('eth0', `${CLI_V4}/24`);

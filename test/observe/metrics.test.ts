@@ -110,12 +110,12 @@ test('metrics equal the scenario and the stats snapshot: ticks, deliveries, an u
     if (i % 50 === 49) await sleep(2);
   }
   await eventually(async () => (await d.report()).messages === M, `all ${M} at the healthy bulk worker`, 20_000);
-  await eventually(() => (hub.hub.stats().dropped['drop-oldest'] ?? 0) > 0, 'drops at the stalled worker');
+  await eventually(() => (hub.hub.stats().dropped.ERR_DROP_OLDEST ?? 0) > 0, 'drops at the stalled worker');
   c.command('resume');
   let lastC = 0;
   await eventually(async () => {
     lastC = (await c.report()).messages;
-    return lastC + (hub.hub.stats().dropped['drop-oldest'] ?? 0) === M;
+    return lastC + (hub.hub.stats().dropped.ERR_DROP_OLDEST ?? 0) === M;
   }, 'delivered + dropped = sent at the stalled worker', 20_000);
 
   // ── a refused handshake: an upstream that does not exist
@@ -179,11 +179,11 @@ test('metrics equal the scenario and the stats snapshot: ticks, deliveries, an u
   assert.ok(sinceOpen >= 0 && sinceOpen < 60, `seconds since open: ${sinceOpen}`);
 
   // Drops: what the stalled worker did not get, by reason, equal in metrics, /status and Hub.stats().
-  const dropped = live.dropped['drop-oldest']!;
+  const dropped = live.dropped.ERR_DROP_OLDEST!;
   assert.equal(lastC + dropped, M);
-  assert.equal(m.get('wshub_dropped_messages_total', { reason: 'drop-oldest' }), dropped);
-  assert.equal(st.dropped['drop-oldest'], dropped);
-  assert.deepEqual(Object.keys(live.dropped), ['drop-oldest'], 'no other drop reason');
+  assert.equal(m.get('wshub_dropped_messages_total', { reason: 'ERR_DROP_OLDEST' }), dropped);
+  assert.equal(st.dropped.ERR_DROP_OLDEST, dropped);
+  assert.deepEqual(Object.keys(live.dropped), ['ERR_DROP_OLDEST'], 'no other drop reason');
   assert.equal(m.get('wshub_queue_bytes'), 0, 'every queue drained');
 
   // Listener: four sessions accepted, one handshake refused with its code.

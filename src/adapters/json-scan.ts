@@ -1,7 +1,7 @@
 /**
- * Byte-level helpers of the `jsonrpc` adapter: find where a member's value sits
- * inside a JSON message so the adapter can splice a new id in without parsing
- * and re-serializing the rest.
+ * Byte-level JSON helpers of the `json` and `jsonrpc` adapters: find where a
+ * member's value sits inside a message so an adapter can splice a new id in
+ * without parsing and re-serializing the rest.
  *
  * Why not `JSON.parse` + `JSON.stringify`: a notification fanned out to 16
  * sessions would be serialized 16 times, and a round trip through JS numbers

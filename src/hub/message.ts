@@ -1,0 +1,62 @@
+/**
+ * One upstream message on its way to sessions: parsed at most once, framed
+ * at most once per kind of audience.
+ *
+ * - The transparent frame (the upstream's own bytes behind a WebSocket
+ *   header) is built on first use — only when a transparent session is in
+ *   the audience — and shared by all of them.
+ * - The envelope frame (`{"op":"msg",…}` or the binary layout) is built on
+ *   first use per topic label and shared by every envelope session that gets
+ *   the message under that label. Whether the text is JSON is taken from the
+ *   adapter when it parsed the message, else found out here, once.
+ */
+import { encodeBinary, encodeJsonMessage, encodeTextMessage, isJson } from './envelope-codec.js';
+import { frame, type Frame } from './frame.js';
+
+export class UpstreamMessage {
+  readonly data: Buffer;
+  readonly isBinary: boolean;
+  readonly upstream: string;
+  #json: boolean | undefined;
+  #frame: Frame | undefined;
+  #envelopeTopic: string | undefined;
+  #envelope: Frame | undefined;
+  /** A second label (a raw upstream's `*` and a topic), rarely needed. */
+  #others: Map<string | undefined, Frame> | undefined;
+
+  constructor(upstream: string, data: Buffer, isBinary: boolean, json?: boolean) {
+    this.upstream = upstream;
+    this.data = data;
+    this.isBinary = isBinary;
+    this.#json = json;
+  }
+
+  /** The upstream's own bytes, framed once. */
+  get frame(): Frame {
+    return (this.#frame ??= frame(this.data, this.isBinary));
+  }
+
+  /** The envelope for sessions that get this message under `topic`. */
+  envelope(topic: string | undefined): Frame {
+    if (this.#envelope && this.#envelopeTopic === topic) return this.#envelope;
+    if (!this.#envelope) {
+      this.#envelopeTopic = topic;
+      return (this.#envelope = this.#wrap(topic));
+    }
+    this.#others ??= new Map();
+    let built = this.#others.get(topic);
+    if (!built) this.#others.set(topic, (built = this.#wrap(topic)));
+    return built;
+  }
+
+  #wrap(topic: string | undefined): Frame {
+    return wrapEnvelope(this.upstream, topic, this.data, this.isBinary, (this.#json ??= !this.isBinary && isJson(this.data)));
+  }
+}
+
+/** Wrap a payload for envelope sessions: JSON text spliced in as `data`, other text as `text`, binary in the binary layout. */
+export function wrapEnvelope(upstream: string, topic: string | undefined, payload: Buffer, isBinary: boolean, json: boolean): Frame {
+  if (isBinary) return frame(encodeBinary(upstream, topic ?? '', payload), true);
+  if (json) return frame(encodeJsonMessage(upstream, topic, payload), false);
+  return frame(encodeTextMessage(upstream, topic, payload.toString('utf8')), false);
+}

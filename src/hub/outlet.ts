@@ -1,0 +1,406 @@
+/**
+ * The write side of one attached worker connection: its socket, its
+ * {@link Backlog}, its place in the per-tick {@link TickWriter}, its part in
+ * pacing the upstreams that feed it ({@link ReadPacer}), and its close.
+ *
+ * Frames go into this tick's batch while the socket keeps up (buffered bytes
+ * under `socketHighWaterBytes`); past that they wait in the backlog, where
+ * the slow-consumer policy applies. Earlier, at half that mark, the
+ * connection is *behind*: it holds every upstream feeding it paused until it
+ * has caught up (backlog empty, socket buffer under a quarter of the mark) —
+ * or until it is found slow, after which it no longer paces anyone and only
+ * its own backlog and policy deal with it. Pausing at half the mark leaves
+ * the other half for what an upstream delivers after the pause (the rest of
+ * the chunk being parsed), so a healthy connection never needs its backlog,
+ * whatever its `maxQueueBytes`.
+ *
+ * States, one table (`MOVES`): `open` → `ending` (graceful: no new frames,
+ * what is queued is written, then the close frame) → `closing` (close frame
+ * sent, waiting for the peer) → `closed` (the socket is gone). One close
+ * timer bounds whichever wait is running.
+ *
+ * Every frame given to `deliver` is accounted for: `offered` = `written`
+ * (handed to the socket, hence to the kernel in order) + `dropped` (by
+ * reason) + `queued` (batch and backlog).
+ */
+import type { Duplex } from 'node:stream';
+import WebSocket from 'ws';
+import { ERROR_CATALOG } from '../errors.js';
+import { Backlog, type BacklogItem, type DropCode, type SlowConsumerPolicy } from './backlog.js';
+import type { Frame } from './frame.js';
+import type { PacedSink, ReadPacer } from './pacer.js';
+import { CONCAT_LIMIT_BYTES, type Batched, type SharedBatches, type TickWriter } from './writer.js';
+
+/** Bytes buffered in the socket before frames wait in the backlog instead. @default 256 KiB */
+export const DEFAULT_SOCKET_HIGH_WATER_BYTES = 256 * 1024;
+/** Bytes waiting in a connection's backlog before its slow-consumer policy applies. @default 4 MiB */
+export const DEFAULT_MAX_QUEUE_BYTES = 4 * 1024 * 1024;
+/** How long a graceful end waits for queued frames and the peer's close answer. @default 5000 */
+export const DEFAULT_END_TIMEOUT_MS = 5000;
+/** How long a slow consumer closed with 1013 gets to answer before its socket is cut. @default 2000 */
+export const SLOW_CLOSE_GRACE_MS = 2000;
+
+export type OutletState = 'open' | 'ending' | 'closing' | 'closed';
+const MOVES: Record<OutletState, readonly OutletState[]> = {
+  open: ['ending', 'closing', 'closed'],
+  ending: ['closing', 'closed'],
+  closing: ['closed'],
+  closed: [],
+};
+
+/** What a frame is, for conflation, drop reports and the ledger. */
+export interface Delivery {
+  topic?: string | undefined;
+  upstream?: string | undefined;
+  /** An answer: never dropped by the policy. */
+  keep?: boolean | undefined;
+}
+
+export interface OutletOptions {
+  id: string;
+  ws: WebSocket;
+  socket: Duplex;
+  writer: TickWriter;
+  policy: SlowConsumerPolicy;
+  maxQueueBytes?: number | undefined;
+  socketHighWaterBytes?: number | undefined;
+  /** Told about every drop (count may be > 1). */
+  onDrop?: (reason: DropCode, count: number, topic: string | undefined, upstream: string | undefined) => void;
+}
+
+export interface OutletStats {
+  state: OutletState;
+  policy: SlowConsumerPolicy;
+  maxQueueBytes: number;
+  /** Frames given to the connection (the hub's own notices not included). */
+  offered: number;
+  messagesOut: number;
+  bytesOut: number;
+  queuedMessages: number;
+  /** Bytes not yet handed to the kernel: backlog, batch and the socket's own buffer. */
+  queuedBytes: number;
+  dropped: Partial<Record<DropCode, number>>;
+  /** Holding upstream reading paused right now. */
+  behind: boolean;
+  /** Found slow: not pacing the upstreams until it catches up. */
+  slow: boolean;
+}
+
+export class Outlet implements Batched, PacedSink {
+  readonly id: string;
+  readonly ws: WebSocket;
+  #state: OutletState = 'open';
+  readonly #socket: Duplex;
+  readonly #writer: TickWriter;
+  readonly #highWater: number;
+  #maxQueueBytes: number;
+  readonly #onDrop: OutletOptions['onDrop'];
+  #backlog: Backlog<Frame>;
+  /** This tick's frames. */
+  #batch: Buffer[] = [];
+  #batchBytes = 0;
+  #batchMessages = 0;
+  #batchPayload = 0;
+  #offered = 0;
+  #messagesOut = 0;
+  #bytesOut = 0;
+  readonly #dropped: Partial<Record<DropCode, number>> = {};
+  /** The upstreams this connection paces, and whether it is holding them now. */
+  readonly #pacers = new Set<ReadPacer>();
+  #behind = false;
+  #slow = false;
+  #closeTimer: NodeJS.Timeout | undefined;
+  #ended: Promise<void> | undefined;
+  #resolveEnded: (() => void) | undefined;
+  #endCode = 1000;
+  #endReason = '';
+
+  constructor(options: OutletOptions) {
+    this.id = options.id;
+    this.ws = options.ws;
+    this.#socket = options.socket;
+    this.#writer = options.writer;
+    this.#highWater = options.socketHighWaterBytes ?? DEFAULT_SOCKET_HIGH_WATER_BYTES;
+    this.#maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
+    this.#onDrop = options.onDrop;
+    this.#backlog = this.#newBacklog(options.policy);
+    this.#socket.on('drain', () => this.refill());
+    this.ws.once('close', () => this.#closed());
+  }
+
+  get state(): OutletState {
+    return this.#state;
+  }
+
+  get policy(): SlowConsumerPolicy {
+    return this.#backlog.policy;
+  }
+
+  /** No more frames are taken (ending, closing or closed). */
+  get closed(): boolean {
+    return this.#state !== 'open';
+  }
+
+  /** Bytes not yet handed to the kernel. Picks the least loaded group member. */
+  get backlogBytes(): number {
+    return this.#backlog.bytes + this.#batchBytes + this.#socket.writableLength;
+  }
+
+  /** A new policy and bound (config reload) for what is delivered from now on; what waits keeps its place. */
+  reconfigure(policy: SlowConsumerPolicy, maxQueueBytes: number | undefined): void {
+    if (policy === this.#backlog.policy && (maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES) === this.#maxQueueBytes) return;
+    const waiting = this.#backlog.clear();
+    this.#maxQueueBytes = maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
+    this.#backlog = this.#newBacklog(policy);
+    for (const item of waiting) this.#enqueue(item);
+  }
+
+  /** Start pacing `pacer` (a session of this connection is fed by its upstream). */
+  pace(pacer: ReadPacer): void {
+    this.#pacers.add(pacer);
+    if (this.#behind) pacer.hold(this);
+  }
+
+  /** Stop pacing `pacer` (the session left, or its upstream is gone). */
+  unpace(pacer: ReadPacer): void {
+    if (this.#pacers.delete(pacer)) pacer.release(this);
+  }
+
+  /** Deliver one frame under the slow-consumer policy. */
+  deliver(frame: Frame, d: Delivery = {}): void {
+    this.#offered++;
+    if (this.#state !== 'open' || this.ws.readyState !== WebSocket.OPEN) {
+      this.#drop('ERR_SESSION_CLOSED', 1, d.topic, d.upstream);
+      return;
+    }
+    if (this.#backlog.count === 0 && this.#socket.writableLength + this.#batchBytes < this.#highWater) {
+      this.#toBatch(frame, true);
+      return;
+    }
+    const key = d.topic === undefined ? undefined : `${d.upstream ?? ''}\u0000${d.topic}`;
+    this.#enqueue({ frame, bytes: frame.size, key, topic: d.topic, upstream: d.upstream, keep: d.keep, counted: true });
+  }
+
+  /**
+   * A frame of the hub's own (envelope `welcome`, `state`, `lagged`, `ack`,
+   * `error`): written at once, ahead of waiting data, never subject to the
+   * policy — a notice that frames were dropped must not itself be dropped. A
+   * peer that sends requests and never reads the answers could still pile
+   * them up: far past the high-water mark it is disconnected as slow.
+   */
+  control(frame: Frame): void {
+    if (this.#state === 'closing' || this.#state === 'closed' || this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.#socket.writableLength + this.#batchBytes > this.#highWater + this.#maxQueueBytes) {
+      this.#disconnectSlow(undefined, undefined);
+      return;
+    }
+    this.#toBatch(frame, false);
+  }
+
+  /**
+   * Graceful end: take nothing more, write what waits, then close with
+   * `code`. What still waits after `timeoutMs` is dropped (`ERR_SESSION_CLOSED`)
+   * and the close goes out anyway; a peer that never answers the close is cut
+   * off after another `timeoutMs`. Idempotent: later calls get the same promise.
+   */
+  end(code: number, reason: string, timeoutMs = DEFAULT_END_TIMEOUT_MS): Promise<void> {
+    if (this.#ended) return this.#ended;
+    this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve));
+    if (this.#state === 'closed' || this.ws.readyState === WebSocket.CLOSED) {
+      this.#closed();
+      return this.#ended;
+    }
+    if (this.#state !== 'open') return this.#ended;
+    this.#endCode = code;
+    this.#endReason = reason;
+    this.#move('ending');
+    this.#armClose(timeoutMs, () => this.#sendClose(timeoutMs));
+    if (this.#backlog.count === 0) this.#sendClose(timeoutMs);
+    return this.#ended;
+  }
+
+  /** Cut the connection now. */
+  destroy(): void {
+    this.ws.terminate();
+  }
+
+  /** Called by a pacer: this connection held an upstream paused too long. */
+  markSlow(): void {
+    if (!this.#behind) return;
+    this.#slow = true;
+    this.#behind = false;
+    for (const pacer of this.#pacers) pacer.release(this);
+  }
+
+  stats(): OutletStats {
+    return {
+      state: this.#state,
+      policy: this.#backlog.policy,
+      maxQueueBytes: this.#maxQueueBytes,
+      offered: this.#offered,
+      messagesOut: this.#messagesOut,
+      bytesOut: this.#bytesOut,
+      queuedMessages: this.#backlog.count + this.#batchMessages,
+      queuedBytes: this.backlogBytes,
+      dropped: { ...this.#dropped },
+      behind: this.#behind,
+      slow: this.#slow,
+    };
+  }
+
+  // ── Batched (driven by the TickWriter) ─────────────────────────────────
+
+  flushBatch(shared?: SharedBatches): void {
+    const parts = this.#batch;
+    if (parts.length === 0) return;
+    const bytes = this.#batchBytes;
+    const messages = this.#batchMessages;
+    const payload = this.#batchPayload;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    this.#batchMessages = 0;
+    this.#batchPayload = 0;
+    const socket = this.#socket;
+    if (this.ws.readyState !== WebSocket.OPEN || socket.destroyed) {
+      if (messages > 0) this.#drop('ERR_SESSION_CLOSED', messages, undefined, undefined);
+      return;
+    }
+    if (parts.length <= 2 || bytes > CONCAT_LIMIT_BYTES) {
+      // One frame, or large ones: handing the kernel an iovec per part costs less than copying them again.
+      socket.cork();
+      for (const part of parts) socket.write(part);
+      socket.uncork();
+    } else socket.write(shared ? shared.join(parts, bytes) : Buffer.concat(parts, bytes));
+    this.#messagesOut += messages;
+    this.#bytesOut += payload;
+    this.#afterWrite();
+  }
+
+  refill(): void {
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    const socket = this.#socket;
+    while (this.#backlog.count > 0 && socket.writableLength + this.#batchBytes < this.#highWater) {
+      const item = this.#backlog.shift()!;
+      this.#toBatch(item.frame, item.counted !== false);
+    }
+    if (this.#backlog.count === 0) {
+      if (this.#state === 'ending') this.#sendClose(DEFAULT_END_TIMEOUT_MS);
+      else this.#checkCaughtUp();
+    }
+  }
+
+  // ── internals ──────────────────────────────────────────────────────────
+
+  #toBatch(frame: Frame, counted: boolean): void {
+    if (this.#batch.length === 0) this.#writer.flushSoon(this);
+    for (const part of frame.parts) this.#batch.push(part);
+    this.#batchBytes += frame.size;
+    if (!counted) return;
+    this.#batchMessages++;
+    this.#batchPayload += frame.payloadBytes;
+  }
+
+  #enqueue(item: BacklogItem<Frame>): void {
+    if (this.#backlog.push(item) === 'overflow') {
+      this.#disconnectSlow(item.topic, item.upstream, item.counted !== false ? 1 : 0);
+      return;
+    }
+    if (!this.#behind && !this.#slow) this.#hold();
+  }
+
+  #hold(): void {
+    this.#behind = true;
+    for (const pacer of this.#pacers) pacer.hold(this);
+  }
+
+  /**
+   * After a write: frames still waiting are refilled next loop turn while the
+   * socket has room; a socket the kernel did not empty past half the mark
+   * holds the upstreams (what arrives meanwhile fits in the other half).
+   */
+  #afterWrite(): void {
+    const buffered = this.#socket.writableLength;
+    if (this.#backlog.count > 0 && buffered < this.#highWater) this.#writer.refillSoon(this);
+    if (this.#backlog.count > 0 || buffered >= this.#highWater / 2) {
+      if (!this.#behind && !this.#slow) this.#hold();
+    } else this.#checkCaughtUp();
+  }
+
+  #checkCaughtUp(): void {
+    if (this.#backlog.count > 0 || this.#socket.writableLength + this.#batchBytes > this.#highWater / 4) return;
+    this.#slow = false;
+    if (!this.#behind) return;
+    this.#behind = false;
+    for (const pacer of this.#pacers) pacer.release(this);
+  }
+
+  /** Close 1013 (the catalog's code for ERR_SLOW_CONSUMER): what waits, plus `extra` frames being delivered now, is dropped. */
+  #disconnectSlow(topic: string | undefined, upstream: string | undefined, extra = 0): void {
+    const lost = this.#backlog.clear().filter((i) => i.counted !== false).length + extra;
+    if (lost > 0) this.#drop('ERR_SLOW_CONSUMER', lost, topic, upstream);
+    this.#move('closing');
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(ERROR_CATALOG.ERR_SLOW_CONSUMER.closeCode, 'slow consumer');
+    // A consumer too slow to read our close frame must not hold the socket forever.
+    this.#armClose(SLOW_CLOSE_GRACE_MS, () => this.ws.terminate());
+  }
+
+  /** Ending: the backlog is written (or its time is up): send the close frame and wait for the answer. */
+  #sendClose(timeoutMs: number): void {
+    if (this.#state !== 'ending') return;
+    const lost = this.#backlog.clear().filter((i) => i.counted !== false).length;
+    if (lost > 0) this.#drop('ERR_SESSION_CLOSED', lost, undefined, undefined);
+    this.#move('closing');
+    // What this tick collected goes out before the close frame.
+    this.flushBatch();
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.close(this.#endCode, this.#endReason);
+    this.#armClose(timeoutMs, () => this.ws.terminate());
+  }
+
+  /** The socket is gone: whatever still waits is dropped, pacing ends. */
+  #closed(): void {
+    if (this.#state !== 'closed') this.#move('closed');
+    clearTimeout(this.#closeTimer);
+    this.#closeTimer = undefined;
+    const lost = this.#backlog.clear().filter((i) => i.counted !== false).length + this.#batchMessages;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    this.#batchMessages = 0;
+    this.#batchPayload = 0;
+    if (lost > 0) this.#drop('ERR_SESSION_CLOSED', lost, undefined, undefined);
+    this.#behind = false;
+    for (const pacer of this.#pacers) pacer.release(this);
+    this.#pacers.clear();
+    this.#resolveEnded?.();
+  }
+
+  /** The one close timer: each wait replaces the previous one. */
+  #armClose(ms: number, onExpire: () => void): void {
+    clearTimeout(this.#closeTimer);
+    this.#closeTimer = setTimeout(() => {
+      this.#closeTimer = undefined;
+      onExpire();
+    }, ms);
+    this.#closeTimer.unref();
+  }
+
+  #move(to: OutletState): void {
+    if (this.#state === to) return;
+    if (!MOVES[this.#state].includes(to)) throw new Error(`outlet ${this.id}: cannot move from ${this.#state} to ${to}`);
+    this.#state = to;
+  }
+
+  #newBacklog(policy: SlowConsumerPolicy): Backlog<Frame> {
+    return new Backlog<Frame>({
+      policy,
+      maxBytes: this.#maxQueueBytes,
+      onDrop: (item, reason) => {
+        if (item.counted !== false) this.#drop(reason, 1, item.topic, item.upstream);
+      },
+    });
+  }
+
+  #drop(reason: DropCode, count: number, topic: string | undefined, upstream: string | undefined): void {
+    this.#dropped[reason] = (this.#dropped[reason] ?? 0) + count;
+    this.#onDrop?.(reason, count, topic, upstream);
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The hub's per-tick writer: one instance per hub, no module-level state.
+ *
+ * Frames delivered during one tick are collected per connection, and one
+ * microtask writes each connection's batch with a single `socket.write` (or
+ * one writev for large frames). Connections that got the same frames in the
+ * same tick — a broadcast — share one concatenated buffer, so a burst costs
+ * one copy in all and one write call per connection, not one per frame per
+ * connection.
+ *
+ * Connections whose backlog waits for room are refilled every loop turn (a
+ * `setImmediate` that runs while any has room and frames waiting), not only
+ * when their socket reports 'drain'.
+ *
+ * A flush takes its set before writing, so a connection that gets a frame
+ * during the flush (a write callback, an error handler) is never stranded: it
+ * is in the next set.
+ */
+
+/** What the writer drives; implemented by a connection's outlet. */
+export interface Batched {
+  /** Write this tick's frames. */
+  flushBatch(shared: SharedBatches): void;
+  /** Move waiting frames into the batch while the socket has room. */
+  refill(): void;
+}
+
+/** A batch larger than this is written part by part (one writev, no copy) instead of concatenated. */
+export const CONCAT_LIMIT_BYTES = 64 * 1024;
+
+/** Batches concatenated during one flush, keyed by their first part: identical batches share one buffer. */
+export class SharedBatches {
+  readonly #byFirst = new Map<Buffer, Array<{ parts: Buffer[]; joined: Buffer }>>();
+
+  join(parts: Buffer[], bytes: number): Buffer {
+    const first = parts[0]!;
+    const candidates = this.#byFirst.get(first);
+    if (candidates) {
+      outer: for (const c of candidates) {
+        if (c.parts.length !== parts.length) continue;
+        for (let i = 1; i < parts.length; i++) if (c.parts[i] !== parts[i]) continue outer;
+        return c.joined;
+      }
+    }
+    const joined = Buffer.concat(parts, bytes);
+    if (candidates) candidates.push({ parts, joined });
+    else this.#byFirst.set(first, [{ parts, joined }]);
+    return joined;
+  }
+}
+
+export class TickWriter {
+  #flushing = new Set<Batched>();
+  #flushScheduled = false;
+  #refilling = new Set<Batched>();
+  #refillScheduled = false;
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    const set = this.#flushing;
+    this.#flushing = new Set();
+    const shared = new SharedBatches();
+    for (const out of set) out.flushBatch(shared);
+  };
+
+  readonly #refill = (): void => {
+    this.#refillScheduled = false;
+    const set = this.#refilling;
+    this.#refilling = new Set();
+    for (const out of set) out.refill();
+  };
+
+  /** `out` has frames in its batch: write them at the end of this tick. */
+  flushSoon(out: Batched): void {
+    this.#flushing.add(out);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    queueMicrotask(this.#flush);
+  }
+
+  /** `out` has frames waiting and room in its socket: refill it on the next loop turn. */
+  refillSoon(out: Batched): void {
+    this.#refilling.add(out);
+    if (this.#refillScheduled) return;
+    this.#refillScheduled = true;
+    setImmediate(this.#refill);
+  }
+}
