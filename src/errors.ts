@@ -36,6 +36,7 @@ export const ERROR_CATALOG = {
   ERR_SERVER_CLOSED: { summary: 'The upstream server closed the connection with a close frame.' },
   ERR_FATAL_CLOSE_CODE: { summary: 'The server closed with a close code configured as final; retrying stopped.' },
   ERR_MAX_ATTEMPTS: { summary: 'maxAttempts consecutive connection attempts failed; retrying stopped.' },
+  ERR_NETWATCH_FAILED: { summary: 'Reading the local interfaces failed (e.g. EMFILE, errno given); the interface watcher kept its last view and retries at the next poll.' },
 
   // ── outbound queue while the upstream is not open ───────────────────────
   ERR_QUEUE_FULL: { summary: 'A message did not fit the bounded outbound queue (count or bytes) and was not queued.' },

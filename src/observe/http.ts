@@ -114,6 +114,10 @@ export class HubHttpServer {
         resolve();
       });
     });
+    // A listening server's 'error' (accept() failing when libuv's spare-descriptor trick cannot
+    // help, e.g. ENFILE) would otherwise be an uncaught exception: the status side must never
+    // take the hub down. Node keeps accepting once descriptors are free again.
+    this.server.on('error', (err) => this.#hub.log.warn({ err, part: 'http' }, 'status listener error'));
     const a = this.server.address() as AddressInfo;
     return { host: a.address, port: a.port };
   }

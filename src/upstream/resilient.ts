@@ -294,7 +294,11 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     counters.lastOpenAt = conn.openedAt;
 
     if (this.options.netwatch && info.localAddress) {
-      conn.unwatch = NetWatcher.shared(this.options.netwatchIntervalMs).subscribe((change) => this.#onAddressChange(conn, change));
+      conn.unwatch = NetWatcher.shared(this.options.netwatchIntervalMs).subscribe((change) => this.#onAddressChange(conn, change), {
+        // EMFILE and the like: the watcher keeps its last view; the connection is not touched.
+        failure: (err) => this.#log.warn({ event: 'netwatch', errorCode: err.code, errno: err.details.errno, err: err.message }, 'cannot read the local interfaces'),
+        recovered: () => this.#log.info({ event: 'netwatch' }, 'local interfaces readable again'),
+      });
     }
     this.#uptimeTimer = setTimeout(() => {
       this.#uptimeTimer = undefined;
