@@ -110,7 +110,7 @@ test(`wshub serve under ulimit -n ${FD_LIMIT} with an upstream and netwatch on s
   await sleep(500);
   clearInterval(pressure);
   alive();
-  t.diagnostic(`under exhaustion: ${logs.slice(mark).filter((l) => l.event === 'close').map((l) => `${String(l.errorCode)} ${String(l.errno ?? '')}`).join(', ')}`);
+  t.diagnostic(`under exhaustion: ${logs.slice(mark).filter((l) => l.event === 'close').map((l) => `${String(l.errorCode)} ${JSON.stringify(l.errno ?? '')}`).join(', ')}`);
 
   for (const ws of flood) ws.terminate();
   await eventually(async () => {
