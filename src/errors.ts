@@ -56,6 +56,7 @@ export const ERROR_CATALOG = {
   ERR_HOST_REFUSED: { summary: 'The HTTP status side does not answer to the request\'s Host name (DNS-rebinding defence); answered 421.' },
   ERR_NOT_FOUND: { summary: 'No route for the requested path or upstream; the upgrade was answered 404.' },
   ERR_RATE_LIMITED: { summary: 'A session sent more messages per second than allowed.', closeCode: 1008 },
+  ERR_PING_FLOOD: { summary: 'A session sent pings faster than their pongs could be written (more than maxPendingPongs owed, e.g. a burst of over 60).', closeCode: 1008 },
   ERR_PAYLOAD_TOO_LARGE: { summary: 'A message exceeded maxPayload.', closeCode: 1009 },
   ERR_PROTOCOL: { summary: 'A peer violated RFC 6455 framing (close code per the violation).', closeCode: 1002 },
   ERR_IDLE_TIMEOUT: { summary: 'A session answered no ping within the idle timeout.' },
