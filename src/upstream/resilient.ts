@@ -443,10 +443,12 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     this.#log.info({ event: 'probe-start', trigger, timeoutMs: this.options.probeTimeoutMs }, 'probing');
     void conn.liveness.probe(this.options.probeTimeoutMs).then((result) => {
       conn.probing = false;
-      if (this.#conn !== conn) return;
-      this.#log[result.ok ? 'info' : 'warn']({ event: 'probe', trigger, ok: result.ok, rttMs: result.rttMs },
-        result.ok ? 'probe answered; staying open' : 'probe unanswered');
-      this.#emit('probe', { type: 'probe', trigger, ok: result.ok, ...(result.rttMs === undefined ? {} : { rttMs: result.rttMs }) });
+      // The outcome is logged whatever came first: a pong timeout (or any other teardown) during the
+      // probe ends it unanswered, and the line names what ended the connection instead.
+      const endedBy = this.#conn === conn ? undefined : (this.#counters.lastClose?.errorCode ?? this.#state);
+      this.#log[result.ok ? 'info' : 'warn']({ event: 'probe', trigger, ok: result.ok, rttMs: result.rttMs, endedBy },
+        result.ok ? 'probe answered; staying open' : endedBy ? `probe ended: the connection was already closed (${endedBy})` : 'probe unanswered');
+      this.#emit('probe', { type: 'probe', trigger, ok: result.ok, ...(result.rttMs === undefined ? {} : { rttMs: result.rttMs }), ...(endedBy ? { endedBy } : {}) });
       if (!result.ok && this.#conn === conn) {
         const cause = new WshubError('ERR_PROBE_FAILED',
           `ERR_PROBE_FAILED ${conn.label} (${trigger}; no answer to the probe within ${this.options.probeTimeoutMs} ms)`,

@@ -190,6 +190,10 @@ export interface ResilientWebSocketEvents {
   message: [data: Buffer, isBinary: boolean];
   drop: [DropNotice];
   drain: [];
-  /** A probe after a local address change, with its outcome; logged either way. */
-  probe: [{ type: 'probe'; trigger: string; ok: boolean; rttMs?: number }];
+  /**
+   * A probe after a local address change, with its outcome; logged either
+   * way. `endedBy` (the error code, e.g. `ERR_PONG_TIMEOUT`) when the
+   * connection was torn down for another reason while the probe waited.
+   */
+  probe: [{ type: 'probe'; trigger: string; ok: boolean; rttMs?: number; endedBy?: string }];
 }
