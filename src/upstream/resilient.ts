@@ -224,6 +224,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
         this.#dialAbort = undefined;
         const cause = isWshubError(err) ? err
           : new WshubError('ERR_CONNECTION_LOST', `ERR_CONNECTION_LOST ${this.#safeUrl} (${(err as Error).message})`, { cause: err });
+        this.#counters.countFailedAttempt(cause.code);
         const status = cause.details.status;
         const fatal = cause.code === 'ERR_UPGRADE_REJECTED' && typeof status === 'number' && isFatalHttpStatus(status, this.options.fatalHttpStatuses);
         this.#disconnect(1006, cause.message, fatal ? false : 'backoff', cause);
@@ -349,6 +350,8 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     const wasWaiting = this.#drain.stop();
 
     const counters = this.#counters;
+    // An open connection ended by a failure (close(), destroy() and reconnect() bring no cause).
+    if (conn && cause) counters.countDisconnect(cause.code);
     counters.lastCloseAt = Date.now();
     counters.lastClose = {
       code: conn || cause?.details.closeCode !== undefined ? code : undefined,
@@ -392,7 +395,6 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
   }
 
   #scheduleRetry(delayMs: number, reason: string, cause: WshubError, outage: boolean): void {
-    this.#counters.countReconnect(cause.code);
     this.#log.info({ event: 'reconnect', delayMs, attempt: this.#attempt, outage, cause: cause.code }, 'reconnect scheduled');
     this.#setState('reconnecting', reason, { delayMs, cause, outage });
     // A 'state' listener may have closed the client already: no timer may outlive that.

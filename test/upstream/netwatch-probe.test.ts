@@ -117,7 +117,7 @@ test('local address removed and the probe gets no answer → ERR_PROBE_FAILED, r
   assert.match(change.cause?.message ?? '', /no answer to the probe within 500 ms/);
   assert.deepEqual(probes.map((p) => p.ok), [false]);
   assert.ok(took >= 450, `closed ${took} ms after the removal: not before the probe timed out`);
-  assert.equal(client.stats().reconnectsByCause.ERR_PROBE_FAILED, 1);
+  assert.equal(client.stats().disconnectsByCause.ERR_PROBE_FAILED, 1);
 });
 
 test('a pong timeout that comes before the probe\'s answer: the probe\'s outcome is still logged, naming what ended the connection', async (t) => {
@@ -157,7 +157,7 @@ test('a pong timeout that comes before the probe\'s answer: the probe\'s outcome
   assert.equal(probes.length, 1);
   assert.equal(probes[0]!.ok, false);
   assert.equal(probes[0]!.endedBy, 'ERR_PONG_TIMEOUT');
-  assert.equal(client.stats().reconnectsByCause.ERR_PROBE_FAILED, undefined, 'the probe did not close anything itself');
+  assert.deepEqual(client.stats().disconnectsByCause, { ERR_PONG_TIMEOUT: 1 }, 'the probe did not close anything itself');
 });
 
 async function eventuallyFind(lines: Array<Record<string, unknown>>, match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {

@@ -157,6 +157,8 @@ function renderUpstreams(s) {
       fact('rtt', c.lastRttMs === undefined ? '–' : c.lastRttMs.toFixed(1) + ' ms'),
       fact('opens', fmtNum(c.connections)),
       fact('reconnects', fmtNum(c.reconnects), 'reconnects'),
+      fact('lost', fmtNum(c.disconnects), 'disconnects'),
+      fact('failed attempts', fmtNum(c.failedAttempts), 'failedAttempts'),
       fact('send queue', c.queue.messages + ' / ' + fmtBytes(c.queue.bytes)),
       fact('dropped', drops(c.dropped)),
       fact('peer', c.remoteAddress ? c.remoteAddress + (c.family ? ' (' + c.family + ')' : '') : '–'),
