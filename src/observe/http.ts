@@ -130,6 +130,8 @@ export class HubHttpServer {
 
   /** The one snapshot every endpoint reads. */
   snapshot(): ObservedStats {
+    // The hub's config may have been reloaded with new secrets since; adding known ones is a no-op.
+    if (this.#hub.config.secrets) this.redactor.add(this.#hub.config.secrets);
     return observe({ hub: this.#hub, readyWhen: this.options.readyWhen, loop: this.#loop, redactor: this.redactor });
   }
 
