@@ -36,6 +36,7 @@ export const ERROR_CATALOG = {
   ERR_SERVER_CLOSED: { summary: 'The upstream server closed the connection with a close frame.' },
   ERR_FATAL_CLOSE_CODE: { summary: 'The server closed with a close code configured as final; retrying stopped.' },
   ERR_MAX_ATTEMPTS: { summary: 'maxAttempts consecutive connection attempts failed; retrying stopped.' },
+  ERR_NETWATCH_FAILED: { summary: 'Reading the local interfaces failed (e.g. EMFILE, errno given); the interface watcher kept its last view and retries at the next poll.' },
 
   // ── outbound queue while the upstream is not open ───────────────────────
   ERR_QUEUE_FULL: { summary: 'A message did not fit the bounded outbound queue (count or bytes) and was not queued.' },
@@ -51,9 +52,11 @@ export const ERROR_CATALOG = {
   ERR_TOO_MANY_CONNECTIONS: { summary: 'maxConnections sessions are open; the upgrade was answered 503.' },
   ERR_TOO_MANY_HANDSHAKES: { summary: 'maxPendingHandshakes peers are mid-handshake; the new one was refused.' },
   ERR_ORIGIN_REFUSED: { summary: 'The Origin header is not on the allow-list; the upgrade was answered 403.' },
-  ERR_UNAUTHORIZED: { summary: 'The bearer token is missing or wrong; the upgrade was answered 401.' },
+  ERR_UNAUTHORIZED: { summary: 'The bearer token is missing or wrong; the upgrade (or the HTTP status request) was answered 401.' },
+  ERR_HOST_REFUSED: { summary: 'The HTTP status side does not answer to the request\'s Host name (DNS-rebinding defence); answered 421.' },
   ERR_NOT_FOUND: { summary: 'No route for the requested path or upstream; the upgrade was answered 404.' },
   ERR_RATE_LIMITED: { summary: 'A session sent more messages per second than allowed.', closeCode: 1008 },
+  ERR_PING_FLOOD: { summary: 'A session sent pings faster than their pongs could be written (more than maxPendingPongs owed, e.g. a burst of over 60).', closeCode: 1008 },
   ERR_PAYLOAD_TOO_LARGE: { summary: 'A message exceeded maxPayload.', closeCode: 1009 },
   ERR_PROTOCOL: { summary: 'A peer violated RFC 6455 framing (close code per the violation).', closeCode: 1002 },
   ERR_IDLE_TIMEOUT: { summary: 'A session answered no ping within the idle timeout.' },

@@ -52,8 +52,9 @@ export function buildProgram(): Command {
     .description('show what a running hub is doing')
     .option('--http <host:port>', 'the hub\'s HTTP address', '127.0.0.1:7071')
     .option('--json', 'print the raw /status JSON')
-    .action(async (opts: { http: string; json?: boolean }) => {
-      const stats = await fetchStatus(opts.http);
+    .option('--token <token>', 'the hub\'s httpToken (default: $WSHUB_TOKEN)')
+    .action(async (opts: { http: string; json?: boolean; token?: string }) => {
+      const stats = await fetchStatus(opts.http, opts.token ?? process.env.WSHUB_TOKEN);
       console.log(opts.json ? JSON.stringify(stats, null, 2) : formatStatus(stats));
     });
 

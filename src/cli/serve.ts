@@ -4,11 +4,12 @@
  * signal exits at once), SIGHUP re-reads the config file.
  */
 import { WshubError } from '../errors.js';
-import { resolveConfig, readConfigFile, type HubConfig } from '../hub/config.js';
+import { envSecrets, resolveConfig, readConfigFile, type HubConfig } from '../hub/config.js';
 import { Hub } from '../hub/hub.js';
 import { parseReadyWhen, type ReadyWhen } from '../observe/health.js';
 import { HubHttpServer } from '../observe/http.js';
 import { createLogger, type Logger } from '../observe/log.js';
+import { Redactor } from '../observe/redact.js';
 
 export interface ServeFlags {
   config?: string;
@@ -53,26 +54,41 @@ export interface RunningHub {
   http: HubHttpServer | undefined;
   httpAddress: { host: string; port: number } | undefined;
   logger: Logger;
+  /** The secrets kept out of logs and the HTTP side; a reload adds the new config's. */
+  redactor: Redactor;
   close(): Promise<void>;
 }
 
-/** The daemon's logger: human-readable (pino-pretty) on a terminal, JSON lines into pipes and files. */
-export function daemonLogger(config: HubConfig): Logger {
-  return createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true });
+/**
+ * The daemon's logger: human-readable (pino-pretty) on a terminal, JSON lines
+ * into pipes and files; every `${VAR}` value of the config redacted.
+ */
+export function daemonLogger(config: HubConfig, redactor: Redactor = new Redactor(config.secrets ?? [])): Logger {
+  return createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true, redactor });
 }
 
 export interface StartHubOptions {
   /** @default 'all' */
   readyWhen?: ReadyWhen;
+  /** Shared by the logger and the HTTP side. @default built from `config.secrets` */
+  redactor?: Redactor;
 }
 
 /** Start a hub (and its HTTP side) from a resolved config. */
 export async function startHub(config: HubConfig, logger: Logger = daemonLogger(config), options: StartHubOptions = {}): Promise<RunningHub> {
   const hub = new Hub({ config, logger });
+  const redactor = options.redactor ?? new Redactor(config.secrets ?? []);
   let http: HubHttpServer | undefined;
   let httpAddress: { host: string; port: number } | undefined;
   // Built before start(): a bad --ready-when must fail before anything listens or dials.
-  if (config.http) http = new HubHttpServer(hub, options.readyWhen === undefined ? {} : { readyWhen: options.readyWhen });
+  if (config.http) {
+    http = new HubHttpServer(hub, {
+      redactor,
+      ...(options.readyWhen === undefined ? {} : { readyWhen: options.readyWhen }),
+      ...(config.httpToken === undefined ? {} : { token: config.httpToken }),
+      ...(config.httpAllowedHosts === undefined ? {} : { allowedHosts: config.httpAllowedHosts }),
+    });
+  }
   else if (options.readyWhen !== undefined) logger.warn('--ready-when has no effect without --http');
   try {
     await hub.start();
@@ -96,6 +112,7 @@ export async function startHub(config: HubConfig, logger: Logger = daemonLogger(
     http,
     httpAddress,
     logger,
+    redactor,
     close: () => (closing ??= Promise.all([hub.close(), http?.close()]).then(() => undefined)),
   };
 }
@@ -141,8 +158,19 @@ export function handleSignals(running: RunningHub, reload: (() => HubConfig) | u
 }
 
 export async function serve(flags: ServeFlags): Promise<void> {
-  const config = resolveConfig(buildRawConfig(flags));
-  const readyWhen = config.readyWhen === undefined ? undefined : parseReadyWhen(config.readyWhen);
-  const running = await startHub(config, daemonLogger(config), readyWhen === undefined ? {} : { readyWhen });
-  handleSignals(running, flags.config ? () => resolveConfig(buildRawConfig(flags)) : undefined);
+  const raw = buildRawConfig(flags);
+  // Known before validation, so even an error about a bad value cannot print a secret.
+  const redactor = new Redactor(envSecrets(raw));
+  try {
+    const config = resolveConfig(raw);
+    const readyWhen = config.readyWhen === undefined ? undefined : parseReadyWhen(config.readyWhen);
+    const running = await startHub(config, daemonLogger(config, redactor), { redactor, ...(readyWhen === undefined ? {} : { readyWhen }) });
+    handleSignals(running, flags.config ? () => {
+      const next = buildRawConfig(flags);
+      redactor.add(envSecrets(next));
+      return resolveConfig(next);
+    } : undefined);
+  } catch (err) {
+    throw redactor.error(err);
+  }
 }

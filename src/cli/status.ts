@@ -5,13 +5,28 @@ import WebSocket from 'ws';
 import { WshubError } from '../errors.js';
 import type { HubStats } from '../hub/hub.js';
 
-export async function fetchStatus(http: string): Promise<HubStats> {
+/**
+ * GET /status. `token` is the hub's `httpToken` (sent as a bearer token); a
+ * refusal is reported with the hub's own code (`ERR_UNAUTHORIZED`,
+ * `ERR_HOST_REFUSED`) and what to do about it.
+ */
+export async function fetchStatus(http: string, token?: string): Promise<HubStats> {
   const base = http.startsWith('http') ? http : `http://${http}`;
   let res: Response;
   try {
-    res = await fetch(new URL('/status', base), { signal: AbortSignal.timeout(5000) });
+    res = await fetch(new URL('/status', base), {
+      signal: AbortSignal.timeout(5000),
+      ...(token === undefined || token === '' ? {} : { headers: { authorization: `Bearer ${token}` } }),
+    });
   } catch (err) {
     throw new WshubError('ERR_UPSTREAM_UNAVAILABLE', `cannot reach the hub at ${base}: ${(err as Error).cause ? String((err as { cause: unknown }).cause) : (err as Error).message}`, { cause: err });
+  }
+  if (res.status === 401) {
+    const hint = token ? 'the token was refused' : 'the hub requires its httpToken: pass --token or set WSHUB_TOKEN';
+    throw new WshubError('ERR_UNAUTHORIZED', `${base}/status answered 401: ${hint}`, { details: { status: 401 } });
+  }
+  if (res.status === 421) {
+    throw new WshubError('ERR_HOST_REFUSED', `${base}/status answered 421: the hub does not answer to this host name; use its address or add the name to httpAllowedHosts`, { details: { status: 421 } });
   }
   if (!res.ok) throw new WshubError('ERR_UPSTREAM_UNAVAILABLE', `${base}/status answered ${res.status}`);
   return (await res.json()) as HubStats;

@@ -125,6 +125,10 @@ const configSchema = z.strictObject({
   listen: z.string().min(1).optional(),
   tcp: hostPort.optional(),
   http: hostPort.optional(),
+  /** Bearer token for /status, /events and /metrics (and the page's data); /healthz stays open. */
+  httpToken: z.string().min(1).optional(),
+  /** Host names the HTTP side answers to besides its bound address (and `localhost` on loopback). */
+  httpAllowedHosts: z.array(z.string().min(1)).optional(),
   token: z.string().min(1).optional(),
   /** /healthz is 200 when: `all` required upstreams are open (default), `any`, `none`, or `name,name`. */
   readyWhen: z.string().min(1).optional(),
@@ -144,6 +148,8 @@ export interface HubConfig {
   listen?: string | undefined;
   tcp?: { host: string; port: number } | undefined;
   http?: { host: string; port: number } | undefined;
+  httpToken?: string | undefined;
+  httpAllowedHosts?: string[] | undefined;
   token?: string | undefined;
   readyWhen?: string | undefined;
   allowedOrigins?: string[] | undefined;
@@ -154,23 +160,53 @@ export interface HubConfig {
   slowAfterMs?: number | undefined;
   server: z.output<typeof serverKeys>;
   upstreams: UpstreamConfig[];
+  /** Every value taken from the environment (`${VAR}`): redacted wherever wshub shows anything. */
+  secrets?: ReadonlySet<string>;
 }
 
-/** Replace `${VAR}` / `${VAR:-default}` in every string, naming the key of a missing variable. */
-export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv, path = ''): unknown {
+const ENV_REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/**
+ * Replace `${VAR}` / `${VAR:-default}` in every string, naming the key of a
+ * missing variable. Every value taken from the environment is added to
+ * `secrets` (when given): `${VAR}` is how secrets stay out of the file, so
+ * each such value is redacted wherever wshub would show it. A `:-default`
+ * written in the file is not a secret.
+ */
+export function substituteEnv(value: unknown, env: NodeJS.ProcessEnv, path = '', secrets?: Set<string>): unknown {
   if (typeof value === 'string') {
-    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_, name: string, fallback: string | undefined) => {
+    return value.replace(ENV_REFERENCE, (_, name: string, fallback: string | undefined) => {
       const v = env[name];
-      if (v !== undefined && v !== '') return v;
+      if (v !== undefined && v !== '') {
+        secrets?.add(v);
+        return v;
+      }
       if (fallback !== undefined) return fallback;
       throw new WshubError('ERR_CONFIG_FILE', `${path || 'config'}: environment variable ${name} is not set`);
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, env, `${path}[${i}]`));
+  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, env, `${path}[${i}]`, secrets));
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteEnv(v, env, path ? `${path}.${k}` : k)]));
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteEnv(v, env, path ? `${path}.${k}` : k, secrets)]));
   }
   return value;
+}
+
+/** The values a raw config takes from the environment (its secrets), even from a config that will not validate. Never throws. */
+export function envSecrets(raw: unknown, env: NodeJS.ProcessEnv = process.env): Set<string> {
+  const secrets = new Set<string>();
+  const walk = (value: unknown, depth: number): void => {
+    if (typeof value === 'string') {
+      for (const m of value.matchAll(ENV_REFERENCE)) {
+        const v = env[m[1]!];
+        if (v !== undefined && v !== '') secrets.add(v);
+      }
+    } else if (value && typeof value === 'object' && depth < 64) {
+      for (const v of Object.values(value)) walk(v, depth + 1);
+    }
+  };
+  walk(raw, 0);
+  return secrets;
 }
 
 /** Read a YAML or JSON config file; throws ERR_CONFIG_FILE with the file and the reason. */
@@ -190,7 +226,8 @@ export function readConfigFile(file: string): unknown {
 
 /** Validate a raw config object (file contents with flags merged in). */
 export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): HubConfig {
-  const substituted = substituteEnv(raw ?? {}, env);
+  const secrets = new Set<string>();
+  const substituted = substituteEnv(raw ?? {}, env, '', secrets);
   const parsed = configSchema.safeParse(substituted);
   if (!parsed.success) throw optionError(parsed.error, '', configSchema);
   const c = parsed.data;
@@ -249,6 +286,8 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
     listen: c.listen,
     tcp: c.tcp === undefined ? undefined : parseHostPort(c.tcp, 'tcp'),
     http: c.http === undefined ? undefined : parseHostPort(c.http, 'http'),
+    httpToken: c.httpToken,
+    httpAllowedHosts: c.httpAllowedHosts,
     token: c.token,
     readyWhen: c.readyWhen,
     allowedOrigins: c.allowedOrigins,
@@ -259,5 +298,7 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
     slowAfterMs: c.slowAfterMs,
     server: c.server,
     upstreams,
+    // Tokens are secrets wherever they were written.
+    secrets: new Set([...secrets, ...[c.token, c.httpToken].filter((t): t is string => t !== undefined)]),
   };
 }

@@ -37,6 +37,9 @@ export class StatsEvents {
   #closed = false;
   /** Pushes not written to a client that had not drained the previous one. */
   skipped = 0;
+  /** Pushes that failed to build (a snapshot that threw); each is skipped, the stream goes on. */
+  failed = 0;
+  lastError: unknown;
   readonly #onState = (): void => this.#schedulePush();
 
   constructor(options: StatsEventsOptions) {
@@ -102,7 +105,15 @@ export class StatsEvents {
 
   #push(): void {
     if (this.#clients.size === 0 || this.#closed) return;
-    const frame = this.#event(this.#serialize());
+    let frame: string;
+    try {
+      frame = this.#event(this.#serialize());
+    } catch (err) {
+      // This runs from a timer: a snapshot that throws costs one push, never the process.
+      this.failed++;
+      this.lastError = err;
+      return;
+    }
     for (const c of this.#clients) {
       if (c.waitingForDrain) {
         this.skipped++;

@@ -10,17 +10,28 @@
  *   otherwise; the body says why in both cases.
  *
  * Every one of them reads {@link observe}'s snapshot, so they never disagree.
+ *
+ * Access (see {@link HostGuard}): a request whose `Host` is not a name this
+ * listener answers to is refused 421 `ERR_HOST_REFUSED` — a web page that
+ * rebinds its own DNS name to 127.0.0.1 reaches the port, but with its own
+ * name in `Host`. With a `token`, everything but `/healthz` and the page's
+ * static files needs `Authorization: Bearer <token>` (the page's
+ * EventSource, which cannot set headers, sends `?token=` on `/events`);
+ * otherwise 401 `ERR_UNAUTHORIZED`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tokenMatches } from '../server/handshake.js';
 import { z } from '../zod.js';
 import type { Hub } from '../hub/hub.js';
 import { parseOptions } from '../options.js';
 import { ASSETS, sendAsset } from './assets.js';
 import { DEFAULT_EVENTS_INTERVAL_MS, DEFAULT_MAX_EVENT_CLIENTS, StatsEvents } from './events.js';
 import { checkReadyWhen, DEFAULT_READY_WHEN, type ReadyWhen } from './health.js';
+import { HostGuard } from './host-guard.js';
 import { EventLoopMonitor } from './loop.js';
 import { DEFAULT_MAX_TOPIC_LABELS, HubMetrics } from './metrics.js';
+import { Redactor } from './redact.js';
 import { observe, type ObservedStats } from './snapshot.js';
 
 export { health, type Health, type ReadyWhen } from './health.js';
@@ -41,6 +52,15 @@ export interface HubHttpOptions {
   maxEventClients?: number;
   /** @default 200 */
   pageMaxConnections?: number;
+  /**
+   * What keeps secrets out of every response. The daemon shares its own with
+   * its logger (and grows it on reload). @default built from `hub.config.secrets`
+   */
+  redactor?: Redactor;
+  /** Bearer token required on everything but /healthz and the page's static files. @default none */
+  token?: string;
+  /** Host names accepted besides the bound address (and `localhost` on loopback). @default [] */
+  allowedHosts?: string[];
 }
 
 const httpOptionsSchema = z.strictObject({
@@ -49,6 +69,9 @@ const httpOptionsSchema = z.strictObject({
   eventsIntervalMs: z.number().int().min(50).default(DEFAULT_EVENTS_INTERVAL_MS),
   maxEventClients: z.number().int().min(1).default(DEFAULT_MAX_EVENT_CLIENTS),
   pageMaxConnections: z.number().int().min(0).default(DEFAULT_PAGE_MAX_CONNECTIONS),
+  redactor: z.instanceof(Redactor).optional(),
+  token: z.string().min(1).optional(),
+  allowedHosts: z.array(z.string().min(1)).default([]),
 });
 
 /** What the status page receives: the snapshot with the connection list trimmed to the deepest queues. */
@@ -61,14 +84,24 @@ export class HubHttpServer {
   readonly routes = new Map<string, RouteHandler>();
   readonly metrics: HubMetrics;
   readonly events: StatsEvents;
-  readonly options: Readonly<Required<HubHttpOptions>>;
+  readonly options: Readonly<Required<Omit<HubHttpOptions, 'redactor' | 'token'>>>;
+  readonly redactor: Redactor;
+  /** Paths served without the token (the page's files carry no data). */
+  readonly openPaths = new Set<string>(['/healthz', '/index.html', ...ASSETS.keys()]);
+  readonly #token: string | undefined;
+  readonly #hosts: HostGuard;
   readonly #hub: Hub;
   readonly #loop = new EventLoopMonitor();
   #closing: Promise<void> | undefined;
 
   constructor(hub: Hub, options: HubHttpOptions = {}) {
     this.#hub = hub;
-    this.options = parseOptions(httpOptionsSchema, options, 'http');
+    const { redactor, token, ...rest } = parseOptions(httpOptionsSchema, options, 'http');
+    this.options = Object.freeze(rest);
+    this.redactor = redactor ?? new Redactor(hub.config.secrets ?? []);
+    this.redactor.add(token === undefined ? [] : [token]);
+    this.#token = token;
+    this.#hosts = new HostGuard(rest.allowedHosts);
     checkReadyWhen(this.options.readyWhen, hub.config.upstreams.map((u) => u.name));
     this.metrics = new HubMetrics(() => this.snapshot(), { maxTopicLabels: this.options.maxTopicLabels });
     this.events = new StatsEvents({
@@ -97,7 +130,9 @@ export class HubHttpServer {
 
   /** The one snapshot every endpoint reads. */
   snapshot(): ObservedStats {
-    return observe({ hub: this.#hub, readyWhen: this.options.readyWhen, loop: this.#loop });
+    // The hub's config may have been reloaded with new secrets since; adding known ones is a no-op.
+    if (this.#hub.config.secrets) this.redactor.add(this.#hub.config.secrets);
+    return observe({ hub: this.#hub, readyWhen: this.options.readyWhen, loop: this.#loop, redactor: this.redactor });
   }
 
   pageSnapshot(): PageSnapshot {
@@ -114,7 +149,12 @@ export class HubHttpServer {
         resolve();
       });
     });
+    // A listening server's 'error' (accept() failing when libuv's spare-descriptor trick cannot
+    // help, e.g. ENFILE) would otherwise be an uncaught exception: the status side must never
+    // take the hub down. Node keeps accepting once descriptors are free again.
+    this.server.on('error', (err) => this.#hub.log.warn({ err, part: 'http' }, 'status listener error'));
     const a = this.server.address() as AddressInfo;
+    this.#hosts.bound(a.address);
     return { host: a.address, port: a.port };
   }
 
@@ -138,6 +178,19 @@ export class HubHttpServer {
       sendJson(res, 400, { error: 'bad request target' });
       return;
     }
+    const host = this.#hosts.check(req.headers.host);
+    if (host) {
+      sendError(res, 421, 'ERR_HOST_REFUSED', host);
+      return;
+    }
+    if (this.#token !== undefined && !this.openPaths.has(url.pathname)) {
+      const offered = bearer(req.headers.authorization) ?? (url.pathname === '/events' ? url.searchParams.get('token') ?? undefined : undefined);
+      if (!tokenMatches(offered, this.#token)) {
+        res.setHeader('www-authenticate', 'Bearer realm="wshub"');
+        sendError(res, 401, 'ERR_UNAUTHORIZED', offered === undefined ? 'bearer token required' : 'bearer token refused');
+        return;
+      }
+    }
     const handler = this.routes.get(url.pathname);
     if (!handler || (req.method !== 'GET' && req.method !== 'HEAD')) {
       sendJson(res, handler ? 405 : 404, { error: handler ? 'method not allowed' : 'not found' });
@@ -146,10 +199,21 @@ export class HubHttpServer {
     Promise.resolve()
       .then(() => handler(req, res, url))
       .catch((err: unknown) => {
-        if (!res.headersSent) sendJson(res, 500, { error: (err as Error).message });
+        if (!res.headersSent) sendJson(res, 500, { error: this.redactor.text((err as Error).message) });
         else res.destroy();
       });
   }
+}
+
+/** A refusal: JSON `{error, message}` with the code also in `X-Wshub-Error`, as the worker listener does. */
+function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+  res.setHeader('x-wshub-error', code);
+  sendJson(res, status, { error: code, message });
+}
+
+function bearer(header: string | undefined): string | undefined {
+  const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return m ? m[1] : undefined;
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

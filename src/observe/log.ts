@@ -3,58 +3,37 @@
  * their own pino logger (or any object with pino's methods); without one,
  * wshub logs nothing.
  *
- * Secrets never reach a line: URLs logged under `url` lose their user info and
- * secret-looking query values, and header maps logged under `headers` lose the
- * values of credential headers, whatever their case (pino's own `redact`
- * paths are case-sensitive, so `Authorization` would slip past them).
+ * Secrets never reach a line: URLs logged under `url` lose their user info,
+ * query values not on the public list and path segments that are secrets;
+ * header maps logged under `headers` lose the values of credential headers,
+ * whatever their case (pino's own `redact` paths are case-sensitive, so
+ * `Authorization` would slip past them). A logger given a {@link Redactor}
+ * (the daemon's, carrying every `${VAR}` value of the config) also replaces
+ * those values wherever they appear in a finished line (see redact.ts).
  */
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 import PinoPretty from 'pino-pretty';
+import { REDACTED, Redactor, SECRET_HEADERS, STRUCTURAL_REDACTOR } from './redact.js';
 
 export type { Logger };
+export { PUBLIC_QUERY_PARAMS, REDACTED, Redactor, SECRET_HEADERS } from './redact.js';
 
 /** A logger that drops everything: the library default. */
 export const silentLogger: Logger = pino({ level: 'silent' });
 
-/** Query parameters whose values are replaced by `[REDACTED]` in logged URLs. */
-const SECRET_PARAM = /(token|key|secret|pass|auth|sig|signature|session|credential)/i;
-
-/** What replaces a secret in logs, /status and metrics. */
-export const REDACTED = '[REDACTED]';
-
 /**
- * A URL safe to log: user info and the values of secret-looking query
- * parameters replaced by `[REDACTED]`. Never throws; an unparsable string is
- * returned with anything after `?` removed.
+ * A URL safe to log: user info and every query value whose name is not on
+ * {@link PUBLIC_QUERY_PARAMS} replaced by `[REDACTED]` (and, given a
+ * redactor, its secrets too). Never throws; an unparsable string is returned
+ * with anything after `?` removed.
  */
-export function redactUrl(input: string): string {
-  let url: URL;
-  try {
-    url = new URL(input);
-  } catch {
-    const q = input.indexOf('?');
-    return q === -1 ? input : `${input.slice(0, q)}?${REDACTED}`;
-  }
-  if (url.username) url.username = 'REDACTED';
-  if (url.password) url.password = 'REDACTED';
-  for (const name of [...url.searchParams.keys()]) {
-    if (SECRET_PARAM.test(name)) url.searchParams.set(name, 'REDACTED');
-  }
-  return url.toString().replace(/REDACTED/g, REDACTED);
+export function redactUrl(input: string, redactor: Redactor = STRUCTURAL_REDACTOR): string {
+  return redactor.url(input);
 }
 
-/** Header names whose values never reach a log line. */
-export const SECRET_HEADERS = ['authorization', 'cookie', 'set-cookie', 'proxy-authorization', 'sec-websocket-protocol', 'x-api-key'];
-
 /** A copy of a header map with the values of credential headers (any case) replaced by `[REDACTED]`. */
-export function redactHeaders(headers: unknown): unknown {
-  if (!headers || typeof headers !== 'object' || Array.isArray(headers)) return headers;
-  const out: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(headers as Record<string, unknown>)) {
-    const lower = name.toLowerCase();
-    out[name] = SECRET_HEADERS.includes(lower) || SECRET_PARAM.test(lower) ? REDACTED : value;
-  }
-  return out;
+export function redactHeaders(headers: unknown, redactor: Redactor = STRUCTURAL_REDACTOR): unknown {
+  return redactor.headers(headers);
 }
 
 export interface CreateLoggerOptions {
@@ -70,6 +49,11 @@ export interface CreateLoggerOptions {
   pretty?: boolean;
   /** Where lines go. @default stdout */
   destination?: DestinationStream;
+  /**
+   * The secrets to keep out of every line (the daemon passes the one built
+   * from its config's `${VAR}` values). @default structure only
+   */
+  redactor?: Redactor;
 }
 
 /** Create the daemon's logger: JSON lines, or pino-pretty when asked (the daemon asks when stdout is a TTY). */
@@ -84,11 +68,15 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
     ],
     censor: REDACTED,
   };
+  const redactor = options.redactor ?? STRUCTURAL_REDACTOR;
   const serializers = {
-    url: (value: unknown): unknown => (typeof value === 'string' ? redactUrl(value) : value),
-    headers: redactHeaders,
+    url: (value: unknown): unknown => (typeof value === 'string' ? redactor.url(value) : value),
+    headers: (value: unknown): unknown => redactor.headers(value),
   };
-  const config = { level: options.level ?? 'info', name: options.name ?? 'wshub', redact, serializers };
+  // The finished line, whatever field or message a secret ended up in (a close reason the
+  // server echoed, an error message naming the URL). Replacements keep the JSON valid.
+  const hooks = { streamWrite: (line: string): string => redactor.text(line) };
+  const config = { level: options.level ?? 'info', name: options.name ?? 'wshub', redact, serializers, hooks };
   const destination = options.pretty
     ? PinoPretty({
         colorize: true,

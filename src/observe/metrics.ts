@@ -132,7 +132,9 @@ export class HubMetrics {
       for (const u of s.upstreams) for (const state of STATES) emit({ upstream: u.name, state }, u.client.state === state ? 1 : 0);
     });
     this.#counter('upstream_connections_total', 'Successful upstream opens.', ['upstream'], perUpstream((u) => u.client.connections));
-    this.#counter('upstream_reconnects_total', 'Upstream reconnects scheduled, by the error code that caused them.', ['upstream', 'cause'], byKey('cause', (u) => u.client.reconnectsByCause));
+    this.#counter('upstream_reconnects_total', 'Upstream reconnections: opens after an earlier open (failed attempts are not counted).', ['upstream'], perUpstream((u) => u.client.reconnects));
+    this.#counter('upstream_disconnects_total', 'Open upstream connections ended by a failure, by its error code.', ['upstream', 'cause'], byKey('cause', (u) => u.client.disconnectsByCause));
+    this.#counter('upstream_failed_attempts_total', 'Upstream connection attempts that failed before opening, by error code.', ['upstream', 'cause'], byKey('cause', (u) => u.client.failedAttemptsByCause));
     this.#gauge('upstream_seconds_since_open', 'Seconds since the upstream last opened (absent until it first opens).', ['upstream'], (s, emit) => {
       for (const u of s.upstreams) if (u.client.lastOpenAt !== undefined) emit({ upstream: u.name }, Math.max(0, s.now - u.client.lastOpenAt) / 1000);
     });

@@ -26,6 +26,11 @@ export function refusal(status: number, code: ErrorCode, message: string): Refus
 /** RFC 6455 section 4.2.1: the parts of the opening handshake a server must check. */
 export function checkWebSocketRequest(req: IncomingMessage): Refusal | undefined {
   if (req.method !== 'GET') return refusal(405, 'ERR_HANDSHAKE_INVALID', 'the WebSocket handshake must be a GET');
+  // "The method of the request MUST be GET, and the HTTP version MUST be at least 1.1" (section 4.1); Node's parser
+  // and ws both let HTTP/1.0 through.
+  if (req.httpVersionMajor < 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor < 1)) {
+    return refusal(400, 'ERR_HANDSHAKE_INVALID', `the WebSocket handshake needs HTTP/1.1 or later, got HTTP/${req.httpVersion}`);
+  }
   if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return refusal(400, 'ERR_HANDSHAKE_INVALID', 'missing or invalid Upgrade header');
   const key = req.headers['sec-websocket-key'];
   if (typeof key !== 'string' || !KEY_PATTERN.test(key.trim())) return refusal(400, 'ERR_HANDSHAKE_INVALID', 'missing or invalid Sec-WebSocket-Key header');

@@ -22,6 +22,8 @@ export const DEFAULT_MAX_PENDING_HANDSHAKES = 1000;
 export const DEFAULT_MAX_MESSAGES_PER_SECOND = 0;
 /** @default 15000 */
 export const DEFAULT_PING_INTERVAL_MS = 15_000;
+/** @default 60 (ws's own default for its automatic pongs) */
+export const DEFAULT_MAX_PENDING_PONGS = 60;
 /** @default 45000 */
 export const DEFAULT_IDLE_TIMEOUT_MS = 45_000;
 /** @default [] — every request that carries an Origin header is refused. */
@@ -52,6 +54,11 @@ export interface HardenedServerOptions {
   maxMessagesPerSecond?: number;
   /** Ping every session this often. 0 disables pings. @default 15000 */
   pingIntervalMs?: number;
+  /**
+   * Pongs owed to a session and not yet written: a burst of more pings than
+   * this closes it 1008 (`ERR_PING_FLOOD`). 0 disables the limit. @default 60
+   */
+  maxPendingPongs?: number;
   /** No pong, ping or message for this long → terminate (`ERR_IDLE_TIMEOUT`). 0 disables. @default 45000 */
   idleTimeoutMs?: number;
   /** Origins allowed for requests that carry an Origin header (browsers); `'*'` allows any. Requests without Origin are allowed. @default [] */
@@ -86,6 +93,7 @@ const schema = z.strictObject({
   maxPendingHandshakes: z.number().int().positive().default(DEFAULT_MAX_PENDING_HANDSHAKES),
   maxMessagesPerSecond: z.number().min(0).default(DEFAULT_MAX_MESSAGES_PER_SECOND),
   pingIntervalMs: optionalMs.default(DEFAULT_PING_INTERVAL_MS),
+  maxPendingPongs: z.number().int().min(0).default(DEFAULT_MAX_PENDING_PONGS),
   idleTimeoutMs: optionalMs.default(DEFAULT_IDLE_TIMEOUT_MS),
   allowedOrigins: z.array(z.string().min(1)).default(() => [...DEFAULT_ALLOWED_ORIGINS]),
   token: z.string().min(1).optional(),

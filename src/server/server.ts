@@ -76,6 +76,9 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
       // Off: memory per session and compression bombs; and the hub writes pre-framed
       // bytes to `session.socket`, which is only safe while ws never transforms frames.
       perMessageDeflate: false,
+      // Pongs are ours (SessionGuard): ws's automatic ones end a ping flood with a bare
+      // terminate() and no error, which would be logged as a lost session.
+      autoPong: false,
       WebSocket: GatedWebSocket,
       handleProtocols: (protocols, req) => selectProtocol(protocols, req, this.options.handleProtocols),
     });
@@ -418,6 +421,7 @@ export class HardenedServer extends EventEmitter<HardenedServerEvents> {
       maxMessagesPerSecond: this.options.maxMessagesPerSecond,
       pingIntervalMs: this.options.pingIntervalMs,
       idleTimeoutMs: this.options.idleTimeoutMs,
+      maxPendingPongs: this.options.maxPendingPongs,
       closeGraceMs: Math.min(5000, Math.max(1000, this.options.drainTimeoutMs)),
       counters: this.#counters,
       logger: this.#log,

@@ -34,6 +34,8 @@ export interface SessionGuardOptions {
   maxMessagesPerSecond: number;
   pingIntervalMs: number;
   idleTimeoutMs: number;
+  /** Pongs owed and not yet written before a session is ended with `ERR_PING_FLOOD`; 0: no limit. */
+  maxPendingPongs: number;
   /** After we send a close frame, how long the peer gets to answer before the socket is terminated. */
   closeGraceMs: number;
   counters: Counters;
@@ -65,6 +67,7 @@ export class SessionGuard {
   #lastPing = performance.now();
   #bucket: TokenBucket | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
+  #pendingPongs = 0;
   readonly #options: SessionGuardOptions;
 
   constructor(id: string, ws: GatedWebSocket, options: SessionGuardOptions) {
@@ -76,7 +79,10 @@ export class SessionGuard {
       this.#lastSeen = performance.now();
     };
     ws.on('pong', alive);
-    ws.on('ping', alive);
+    ws.on('ping', (data: Buffer) => {
+      alive();
+      this.#onPing(data);
+    });
     ws.setMessageGate(() => this.#admit());
     ws.on('error', (err) => this.#onError(err));
     ws.on('close', () => clearTimeout(this.#closeTimer));
@@ -111,7 +117,8 @@ export class SessionGuard {
     if (this.errorCode === undefined) {
       this.errorCode = code;
       if (code !== 'ERR_SHUTTING_DOWN') this.#options.counters.error(code);
-      this.#options.logger.debug({ session: this.id, code, closeCode }, 'session ended by server');
+      // One line per session the server ends, with why (draining is logged once for all of them).
+      this.#options.logger[code === 'ERR_SHUTTING_DOWN' ? 'debug' : 'info']({ session: this.id, errorCode: code, closeCode }, 'session ended by server');
     }
     if (closeCode === undefined) {
       this.ws.terminate();
@@ -132,6 +139,23 @@ export class SessionGuard {
   terminate(): void {
     clearTimeout(this.#closeTimer);
     this.ws.terminate();
+  }
+
+  /**
+   * Answer a ping (ws's autoPong is off). The limit is ws's own defence
+   * against ping floods — a peer that pings faster than its pongs can be
+   * written — but ended with a close frame and a code of its own, so it is
+   * never mistaken for a lost socket.
+   */
+  #onPing(data: Buffer): void {
+    if (this.ws.readyState !== WebSocket.OPEN) return;
+    const max = this.#options.maxPendingPongs;
+    if (max > 0 && this.#pendingPongs >= max) {
+      this.end('ERR_PING_FLOOD', 1008, 'too many pings');
+      return;
+    }
+    this.#pendingPongs++;
+    this.ws.pong(data, false, () => this.#pendingPongs--);
   }
 
   #admit(): boolean {

@@ -5,9 +5,14 @@
 import type { UpstreamState, UpstreamStats } from './types.js';
 
 export class Counters {
+  /** Successful opens; every one after the first is a reconnection. */
   connections = 0;
-  reconnects = 0;
-  readonly reconnectsByCause: Record<string, number> = {};
+  /** Open connections that ended by a failure (pong timeout, server close, reset, …). */
+  disconnects = 0;
+  readonly disconnectsByCause: Record<string, number> = {};
+  /** Attempts (dial or upgrade) that failed before the connection opened. */
+  failedAttempts = 0;
+  readonly failedAttemptsByCause: Record<string, number> = {};
   readonly dropped: Record<string, number> = {};
   lastOpenAt: number | undefined;
   lastCloseAt: number | undefined;
@@ -21,9 +26,14 @@ export class Counters {
   bytesOut = 0;
   lastRttMs: number | undefined;
 
-  countReconnect(cause: string): void {
-    this.reconnects++;
-    this.reconnectsByCause[cause] = (this.reconnectsByCause[cause] ?? 0) + 1;
+  countDisconnect(cause: string): void {
+    this.disconnects++;
+    this.disconnectsByCause[cause] = (this.disconnectsByCause[cause] ?? 0) + 1;
+  }
+
+  countFailedAttempt(cause: string): void {
+    this.failedAttempts++;
+    this.failedAttemptsByCause[cause] = (this.failedAttemptsByCause[cause] ?? 0) + 1;
   }
 
   countDrop(reason: string): void {
@@ -36,8 +46,11 @@ export class Counters {
       url: live.url,
       attempt: live.attempt,
       connections: this.connections,
-      reconnects: this.reconnects,
-      reconnectsByCause: { ...this.reconnectsByCause },
+      reconnects: Math.max(0, this.connections - 1),
+      disconnects: this.disconnects,
+      disconnectsByCause: { ...this.disconnectsByCause },
+      failedAttempts: this.failedAttempts,
+      failedAttemptsByCause: { ...this.failedAttemptsByCause },
       lastOpenAt: this.lastOpenAt,
       lastCloseAt: this.lastCloseAt,
       lastClose: this.lastClose ? { ...this.lastClose } : undefined,

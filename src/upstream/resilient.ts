@@ -288,6 +288,7 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
         this.#dialAbort = undefined;
         const cause = isWshubError(err) ? err
           : new WshubError('ERR_CONNECTION_LOST', `ERR_CONNECTION_LOST ${this.#safeUrl} (${(err as Error).message})`, { cause: err });
+        this.#counters.countFailedAttempt(cause.code);
         const status = cause.details.status;
         const fatal = cause.code === 'ERR_UPGRADE_REJECTED' && typeof status === 'number' && isFatalHttpStatus(status, this.options.fatalHttpStatuses);
         this.#disconnect(1006, cause.message, fatal ? false : 'backoff', cause);
@@ -358,7 +359,11 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     counters.lastOpenAt = conn.openedAt;
 
     if (this.options.netwatch && info.localAddress) {
-      conn.unwatch = NetWatcher.shared(this.options.netwatchIntervalMs).subscribe((change) => this.#onAddressChange(conn, change));
+      conn.unwatch = NetWatcher.shared(this.options.netwatchIntervalMs).subscribe((change) => this.#onAddressChange(conn, change), {
+        // EMFILE and the like: the watcher keeps its last view; the connection is not touched.
+        failure: (err) => this.#log.warn({ event: 'netwatch', errorCode: err.code, errno: err.details.errno, err: err.message }, 'cannot read the local interfaces'),
+        recovered: () => this.#log.info({ event: 'netwatch' }, 'local interfaces readable again'),
+      });
     }
     this.#uptimeTimer = setTimeout(() => {
       this.#uptimeTimer = undefined;
@@ -417,6 +422,8 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     const back = this.#sender.detach();
 
     const counters = this.#counters;
+    // An open connection ended by a failure (close(), destroy() and reconnect() bring no cause).
+    if (conn && cause) counters.countDisconnect(cause.code);
     counters.lastCloseAt = Date.now();
     counters.lastClose = {
       code: conn || cause?.details.closeCode !== undefined ? code : undefined,
@@ -462,7 +469,6 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
   }
 
   #scheduleRetry(delayMs: number, reason: string, cause: WshubError, outage: boolean): void {
-    this.#counters.countReconnect(cause.code);
     this.#log.info({ event: 'reconnect', delayMs, attempt: this.#attempt, outage, cause: cause.code }, 'reconnect scheduled');
     this.#setState('reconnecting', reason, { delayMs, cause, outage });
     // A 'state' listener may have closed the client already: no timer may outlive that.
@@ -507,10 +513,12 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     this.#log.info({ event: 'probe-start', trigger, timeoutMs: this.options.probeTimeoutMs }, 'probing');
     void conn.liveness.probe(this.options.probeTimeoutMs).then((result) => {
       conn.probing = false;
-      if (this.#conn !== conn) return;
-      this.#log[result.ok ? 'info' : 'warn']({ event: 'probe', trigger, ok: result.ok, rttMs: result.rttMs },
-        result.ok ? 'probe answered; staying open' : 'probe unanswered');
-      this.#emit('probe', { type: 'probe', trigger, ok: result.ok, ...(result.rttMs === undefined ? {} : { rttMs: result.rttMs }) });
+      // The outcome is logged whatever came first: a pong timeout (or any other teardown) during the
+      // probe ends it unanswered, and the line names what ended the connection instead.
+      const endedBy = this.#conn === conn ? undefined : (this.#counters.lastClose?.errorCode ?? this.#state);
+      this.#log[result.ok ? 'info' : 'warn']({ event: 'probe', trigger, ok: result.ok, rttMs: result.rttMs, endedBy },
+        result.ok ? 'probe answered; staying open' : endedBy ? `probe ended: the connection was already closed (${endedBy})` : 'probe unanswered');
+      this.#emit('probe', { type: 'probe', trigger, ok: result.ok, ...(result.rttMs === undefined ? {} : { rttMs: result.rttMs }), ...(endedBy ? { endedBy } : {}) });
       if (!result.ok && this.#conn === conn) {
         const cause = new WshubError('ERR_PROBE_FAILED',
           `ERR_PROBE_FAILED ${conn.label} (${trigger}; no answer to the probe within ${this.options.probeTimeoutMs} ms)`,

@@ -77,9 +77,18 @@ export interface UpstreamStats {
   state: UpstreamState;
   url: string;
   attempt: number;
+  /** Successful opens. */
   connections: number;
+  /** Reconnections: opens after an earlier open (`connections - 1`); failed attempts are not counted here. */
   reconnects: number;
-  reconnectsByCause: Record<string, number>;
+  /** Open connections that ended by a failure (not by close()/reconnect()). */
+  disconnects: number;
+  /** The same, by error code (`ERR_PONG_TIMEOUT`, `ERR_SERVER_CLOSED`, `ERR_CONNECTION_LOST`, …). */
+  disconnectsByCause: Record<string, number>;
+  /** Attempts that failed before opening (dial or upgrade). */
+  failedAttempts: number;
+  /** The same, by error code (`ERR_TCP_CONNECT`, `ERR_UPGRADE_REJECTED`, …). */
+  failedAttemptsByCause: Record<string, number>;
   lastOpenAt: number | undefined;
   lastCloseAt: number | undefined;
   lastClose: { code: number | undefined; reason: string; errorCode: string | undefined; phase: string | undefined; address: string | undefined } | undefined;
@@ -200,6 +209,10 @@ export interface ResilientWebSocketEvents {
   /** A message sent with a `tag` was handed to the kernel (its answer may come now). */
   sent: [tag: unknown];
   drain: [];
-  /** A probe after a local address change, with its outcome; logged either way. */
-  probe: [{ type: 'probe'; trigger: string; ok: boolean; rttMs?: number }];
+  /**
+   * A probe after a local address change, with its outcome; logged either
+   * way. `endedBy` (the error code, e.g. `ERR_PONG_TIMEOUT`) when the
+   * connection was torn down for another reason while the probe waited.
+   */
+  probe: [{ type: 'probe'; trigger: string; ok: boolean; rttMs?: number; endedBy?: string }];
 }

@@ -142,7 +142,7 @@ test('netchange: the socket\'s own IPv4 address removed → the probe fails, and
     assert.equal(reopen.localAddress, CLI_V4);
     await flowing(client, 'after the reconnect');
     const stats = await client.request({ cmd: 'stats' }, 'stats');
-    assert.equal((stats.reconnectsByCause as Record<string, number>).ERR_PROBE_FAILED, 1);
+    assert.equal((stats.disconnectsByCause as Record<string, number>).ERR_PROBE_FAILED, 1);
   } finally {
     if (removed) await cli.addAddress('eth0', `${CLI_V4}/24`).catch(() => undefined);
     await client.kill();

@@ -74,3 +74,23 @@ test('/events pushes a snapshot on connect and at once on an upstream state chan
   await http.close();
   await http.close();
 });
+
+test('a snapshot that throws inside the push timer costs that push only: counted, and the stream goes on', async () => {
+  const hub = await startTestHub({});
+  cleanups.push(() => hub.close());
+  const http = new HubHttpServer(hub.hub, { eventsIntervalMs: 50 });
+  let calls = 0;
+  const real = http.pageSnapshot.bind(http);
+  // Every other push fails, as a bug in a stats source would.
+  http.pageSnapshot = () => {
+    if (++calls % 2 === 0) throw new Error('stats source bug');
+    return real();
+  };
+  const { port } = await http.listen('127.0.0.1', 0);
+  cleanups.push(() => http.close());
+  const stream = follow(`http://127.0.0.1:${port}`);
+  cleanups.push(() => stream.close());
+  assert.equal(await stream.status, 200);
+  await eventually(() => stream.snapshots.length >= 3 && http.events.failed >= 2, 'pushes on both sides of failures');
+  assert.equal((http.events.lastError as Error).message, 'stats source bug');
+});

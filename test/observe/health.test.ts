@@ -94,7 +94,7 @@ test('--ready-when: all, any, none and a list of names decide /healthz; unknown 
   });
   cleanups.push(() => hub.close());
   await eventually(() => hub.hub.stats().upstreams.find((u) => u.name === 'live')?.client.state === 'open', 'live open');
-  await eventually(() => hub.hub.stats().upstreams.every((u) => u.name === 'live' || u.client.reconnects > 0), 'the dead upstreams failed once');
+  await eventually(() => hub.hub.stats().upstreams.every((u) => u.name === 'live' || u.client.failedAttempts > 0), 'the dead upstreams failed once');
 
   const all = await healthz(await serveHttp(hub));
   assert.equal(all.status, 503);

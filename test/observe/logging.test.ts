@@ -133,8 +133,8 @@ test('connection events are logged one line each with the reason; URL tokens and
   assert.equal(detached.code, 1000);
 });
 
-test('redactUrl and redactHeaders: user info, secret query values and credential headers, nothing else', () => {
-  assert.equal(redactUrl('wss://a:b@h.example/x?token=1&n=2&signature=3'), 'wss://[REDACTED]:[REDACTED]@h.example/x?token=[REDACTED]&n=2&signature=[REDACTED]');
+test('redactUrl and redactHeaders: user info, query values not on the public list and credential headers, nothing else', () => {
+  assert.equal(redactUrl('wss://a:b@h.example/x?token=1&streams=2&signature=3'), 'wss://[REDACTED]:[REDACTED]@h.example/x?token=[REDACTED]&streams=2&signature=[REDACTED]');
   assert.equal(redactUrl('not a url?token=1'), 'not a url?[REDACTED]');
   assert.deepEqual(redactHeaders({ Cookie: 'c', 'Sec-WebSocket-Protocol': 'token-in-protocol', Origin: 'o' }), { Cookie: '[REDACTED]', 'Sec-WebSocket-Protocol': '[REDACTED]', Origin: 'o' });
 });

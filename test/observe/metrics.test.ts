@@ -168,10 +168,13 @@ test('metrics equal the scenario and the stats snapshot: ticks, deliveries, an u
   assert.equal(m.get('wshub_sessions', { upstream: 'bulk' }), 2);
   assert.equal(m.get('wshub_connections', { mode: 'transparent', transport: 'unix' }), 4);
 
-  // Reconnects by cause: the restart, and nothing else.
-  assert.deepEqual(feedStats.client.reconnectsByCause, { ERR_CONNECTION_LOST: 1 });
-  assert.deepEqual(m.find('wshub_upstream_reconnects_total', { upstream: 'feed' }).map((s) => [s.labels.cause, s.value]), [['ERR_CONNECTION_LOST', 1]]);
-  assert.equal(m.find('wshub_upstream_reconnects_total', { upstream: 'bulk' }).length, 0);
+  // The restart: one connection lost, one reconnection, and nothing else; failed attempts apart.
+  assert.deepEqual(feedStats.client.disconnectsByCause, { ERR_CONNECTION_LOST: 1 });
+  assert.deepEqual(m.find('wshub_upstream_disconnects_total', { upstream: 'feed' }).map((s) => [s.labels.cause, s.value]), [['ERR_CONNECTION_LOST', 1]]);
+  assert.equal(m.get('wshub_upstream_reconnects_total', { upstream: 'feed' }), 1);
+  assert.equal(m.get('wshub_upstream_reconnects_total', { upstream: 'bulk' }), 0);
+  assert.equal(m.find('wshub_upstream_disconnects_total', { upstream: 'bulk' }).length, 0);
+  assert.equal(m.sum('wshub_upstream_failed_attempts_total', { upstream: 'feed' }), feedStats.client.failedAttempts);
   assert.equal(m.get('wshub_upstream_connections_total', { upstream: 'feed' }), 2);
   assert.equal(m.get('wshub_upstream_state', { upstream: 'feed', state: 'open' }), 1);
   assert.equal(m.sum('wshub_upstream_state', { upstream: 'feed' }), 1, 'exactly one state is current');

@@ -2,9 +2,9 @@
 import { get } from 'node:http';
 
 /** The raw text of /events up to and including the `count`-th `stats` event. */
-export function readEvents(base: string, count = 1, timeoutMs = 10_000): Promise<string> {
+export function readEvents(base: string, count = 1, timeoutMs = 10_000, token?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = get(`${base}/events`, (res) => {
+    const req = get(`${base}/events`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {

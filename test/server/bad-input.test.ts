@@ -71,6 +71,15 @@ describe('bad input', () => {
     });
   });
 
+  test('an HTTP/1.0 upgrade request is answered 400 ERR_HANDSHAKE_INVALID, not 101 (RFC 6455 4.1 needs HTTP/1.1)', async () => {
+    await expectCounted('rejected', 'ERR_HANDSHAKE_INVALID', async () => {
+      const answer = (await rawRequest(port, upgradeRequest().replace(' HTTP/1.1\r\n', ' HTTP/1.0\r\n'))).toString('latin1');
+      assert.equal(httpStatus(Buffer.from(answer, 'latin1')), 400);
+      assert.match(answer, /\r\nX-Wshub-Error: ERR_HANDSHAKE_INVALID\r\n/i);
+      assert.match(answer, /needs HTTP\/1\.1 or later, got HTTP\/1\.0/);
+    });
+  });
+
   test('a plain HTTP request without Upgrade is answered 426', async () => {
     await expectCounted('rejected', 'ERR_HANDSHAKE_INVALID', async () => {
       assert.equal(httpStatus(await rawRequest(port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n')), 426);

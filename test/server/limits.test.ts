@@ -78,6 +78,36 @@ test('maxMessagesPerSecond: a burst past the bucket closes the session 1008 ERR_
   await healthy.check();
 });
 
+test('a ping flood (over 60 pings in a burst) closes the session 1008 ERR_PING_FLOOD, not a lost session; a smaller burst is answered in full', async (t) => {
+  const server = await startEchoServer({ tcp: { port: 0 }, pingIntervalMs: 0, idleTimeoutMs: 0 });
+  t.after(() => server.destroy());
+  const healthy = await HealthyPeer.open(tcpUrl(server));
+  t.after(() => healthy.close());
+  const closes: Array<{ code: number; errorCode?: string }> = [];
+  server.on('sessionClose', (c) => closes.push(c));
+
+  const polite = await openClient(tcpUrl(server));
+  t.after(() => polite.terminate());
+  let pongs = 0;
+  polite.on('pong', () => pongs++);
+  for (let i = 0; i < 50; i++) polite.ping(Buffer.from(String(i)));
+  await waitFor(() => pongs === 50, 5000, '50 pongs');
+
+  const flooder = await openClient(tcpUrl(server));
+  const closing = closed(flooder);
+  for (let i = 0; i < 200; i++) flooder.ping();
+  const { code, reason } = await closing;
+  assert.equal(code, 1008);
+  assert.equal(reason, 'too many pings');
+  await waitFor(() => closes.length === 1, 3000, 'the session close reported');
+  assert.equal(closes[0]!.errorCode, 'ERR_PING_FLOOD');
+  const stats = server.stats();
+  assert.equal(stats.errors.ERR_PING_FLOOD, 1);
+  assert.equal(stats.errors.ERR_SESSION_LOST, undefined, 'not reported as a lost session');
+  assert.equal(polite.readyState, WebSocket.OPEN);
+  await healthy.check();
+});
+
 test('idle timeout: a client that never answers pings is terminated and counted ERR_IDLE_TIMEOUT', async (t) => {
   const PING_MS = 100;
   const IDLE_MS = 400;

@@ -11,6 +11,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../src/observe/log.js';
 import { ResilientWebSocket } from '../../src/upstream/resilient.js';
 import { delay, record, startWsServer, waitFor, waitState } from './helpers.js';
 
@@ -115,5 +117,54 @@ test('local address removed and the probe gets no answer → ERR_PROBE_FAILED, r
   assert.match(change.cause?.message ?? '', /no answer to the probe within 500 ms/);
   assert.deepEqual(probes.map((p) => p.ok), [false]);
   assert.ok(took >= 450, `closed ${took} ms after the removal: not before the probe timed out`);
-  assert.equal(client.stats().reconnectsByCause.ERR_PROBE_FAILED, 1);
+  assert.equal(client.stats().disconnectsByCause.ERR_PROBE_FAILED, 1);
 });
+
+test('a pong timeout that comes before the probe\'s answer: the probe\'s outcome is still logged, naming what ended the connection', async (t) => {
+  const server = await startWsServer('127.0.0.1', { autoPong: false });
+  const bound = extraLoopback();
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = createLogger({ level: 'debug', destination: new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  }) });
+  // The regular ping's deadline (300 + 1000 ms after open) falls inside the probe's (5 s).
+  const client = new ResilientWebSocket({
+    url: server.url, localAddress: bound.address, logger, netwatchIntervalMs: 100, probeTimeoutMs: 5000,
+    pingIntervalMs: 300, pongTimeoutMs: 1000, backoff: { minDelayMs: 5000, maxDelayMs: 5000 },
+  });
+  t.after(async () => {
+    client.destroy();
+    bound.remove();
+    await server.close();
+  });
+  const probes: Array<{ ok: boolean; endedBy?: string }> = [];
+  client.on('probe', (p) => probes.push(p));
+  const opened = waitState(client, 'open');
+  client.connect();
+  await opened;
+  const lost = waitState(client, 'reconnecting', 5000);
+  bound.remove();
+  const change = await lost;
+  assert.equal(change.cause?.code, 'ERR_PONG_TIMEOUT', 'the pong timeout came first');
+  assert.ok(lines.some((l) => l.event === 'probe-start'), 'the probe had started');
+  const probe = await eventuallyFind(lines, (l) => l.event === 'probe');
+  assert.equal(probe.ok, false);
+  assert.equal(probe.endedBy, 'ERR_PONG_TIMEOUT');
+  assert.match(String(probe.msg), /probe ended: the connection was already closed \(ERR_PONG_TIMEOUT\)/);
+  assert.equal(probes.length, 1);
+  assert.equal(probes[0]!.ok, false);
+  assert.equal(probes[0]!.endedBy, 'ERR_PONG_TIMEOUT');
+  assert.deepEqual(client.stats().disconnectsByCause, { ERR_PONG_TIMEOUT: 1 }, 'the probe did not close anything itself');
+});
+
+async function eventuallyFind(lines: Array<Record<string, unknown>>, match: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 100; i++) {
+    const found = lines.find(match);
+    if (found) return found;
+    await delay(20);
+  }
+  throw new Error(`no matching log line; saw ${JSON.stringify(lines.map((l) => l.event ?? l.msg))}`);
+}

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { ResilientWebSocket } from '../../src/upstream/resilient.js';
-import { waitFor, waitState } from './helpers.js';
+import { startWsServer, waitFor, waitState } from './helpers.js';
 
 const serverScript = new URL('./fixtures/stream-server.js', import.meta.url);
 
@@ -91,8 +91,12 @@ for (const host of ['127.0.0.1', '::1']) {
     assert.equal(stats.messagesOut, 15);
     assert.equal(stats.queue.messages, 0);
     assert.deepEqual(stats.dropped, {});
-    assert.equal(stats.reconnectsByCause.ERR_CONNECTION_LOST, 1);
-    assert.equal(stats.reconnects, states.filter((s) => s.to === 'reconnecting').length);
+    // One reconnection (an open after an open); the refused dials in between are failed attempts, not reconnects.
+    assert.deepEqual(stats.disconnectsByCause, { ERR_CONNECTION_LOST: 1 });
+    assert.equal(stats.disconnects, 1);
+    assert.equal(stats.reconnects, 1);
+    assert.equal(stats.failedAttempts, states.filter((s) => s.to === 'reconnecting').length - 1);
+    assert.equal(stats.failedAttemptsByCause.ERR_TCP_CONNECT ?? 0, stats.failedAttempts);
     // Between the loss and the reopen only refused attempts (the port was briefly closed), each after a backoff delay.
     const between = states.slice(states.findIndex((s) => s.to === 'reconnecting'));
     assert.equal(between.at(-1)?.to, 'open');
@@ -101,3 +105,32 @@ for (const host of ['127.0.0.1', '::1']) {
     await until(() => ticks > ticksBefore, 5000, 'ticks from the restarted server');
   });
 }
+
+test('reconnects count reconnections only: 5 kills with refused dials in between are 5 reconnects, the dials failed attempts', async (t) => {
+  let server = await startWsServer('127.0.0.1');
+  const port = server.port;
+  const client = new ResilientWebSocket({ url: server.url, backoff: { minDelayMs: 20, maxDelayMs: 40, floorMs: 10 }, pingIntervalMs: 0 });
+  t.after(async () => {
+    client.destroy();
+    await server.close();
+  });
+  const opened = waitState(client, 'open');
+  client.connect();
+  await opened;
+  const KILLS = 5;
+  for (let i = 0; i < KILLS; i++) {
+    const failedBefore = client.stats().failedAttempts;
+    await server.close();
+    // Keep the port closed until at least two dials have been refused.
+    await until(() => client.stats().failedAttempts >= failedBefore + 2, 5000, 'two refused dials');
+    const reopened = waitState(client, 'open', 5000);
+    server = await startWsServer('127.0.0.1', {}, port);
+    await reopened;
+  }
+  const stats = client.stats();
+  assert.equal(stats.connections, KILLS + 1);
+  assert.equal(stats.reconnects, KILLS);
+  assert.deepEqual(stats.disconnectsByCause, { ERR_CONNECTION_LOST: KILLS });
+  assert.ok(stats.failedAttempts >= 2 * KILLS, `${stats.failedAttempts} failed attempts`);
+  assert.deepEqual(stats.failedAttemptsByCause, { ERR_TCP_CONNECT: stats.failedAttempts });
+});

@@ -145,7 +145,11 @@ test('upgrade answered 503 → ERR_UPGRADE_REJECTED status 503 and retried', asy
   await waitState(client, 'reconnecting', 3000, (s) => s.attempt === 3);
   assert.equal(client.state, 'reconnecting');
   assert.ok(server.requests() >= 3, `${server.requests()} upgrade requests`);
-  assert.equal(client.stats().reconnectsByCause.ERR_UPGRADE_REJECTED, client.stats().reconnects);
+  // Refused upgrades are failed attempts, never reconnects (nothing ever opened).
+  assert.equal(client.stats().failedAttemptsByCause.ERR_UPGRADE_REJECTED, client.stats().failedAttempts);
+  assert.ok(client.stats().failedAttempts >= 3);
+  assert.equal(client.stats().reconnects, 0);
+  assert.equal(client.stats().disconnects, 0);
 });
 
 test('a server that accepts TCP but never answers the upgrade → ERR_UPGRADE_TIMEOUT', async (t) => {

@@ -157,6 +157,8 @@ function renderUpstreams(s) {
       fact('rtt', c.lastRttMs === undefined ? '–' : c.lastRttMs.toFixed(1) + ' ms'),
       fact('opens', fmtNum(c.connections)),
       fact('reconnects', fmtNum(c.reconnects), 'reconnects'),
+      fact('lost', fmtNum(c.disconnects), 'disconnects'),
+      fact('failed attempts', fmtNum(c.failedAttempts), 'failedAttempts'),
       fact('send queue', c.queue.messages + ' / ' + fmtBytes(c.queue.bytes)),
       fact('dropped', drops(c.dropped)),
       fact('peer', c.remoteAddress ? c.remoteAddress + (c.family ? ' (' + c.family + ')' : '') : '–'),
@@ -266,10 +268,36 @@ function setLive(on) {
   live.className = 'live ' + (on ? 'live-on' : 'live-off');
 }
 
+/**
+ * The HTTP token, when the hub has one: given once in the fragment
+ * (`/#token=…`, never sent to the server nor kept in its logs), then kept for
+ * this tab only and taken out of the address bar. EventSource cannot set
+ * headers, so /events takes it as `?token=`.
+ */
+function token() {
+  const match = /(?:^#|&)token=([^&]*)/.exec(window.location.hash);
+  if (match) {
+    window.sessionStorage.setItem('wshub-token', decodeURIComponent(match[1]));
+    window.history.replaceState(null, '', window.location.pathname + window.location.search);
+  }
+  return window.sessionStorage.getItem('wshub-token');
+}
+
 function connect() {
-  const source = new EventSource('/events');
+  const t = token();
+  const source = new EventSource(t ? '/events?token=' + encodeURIComponent(t) : '/events');
   source.addEventListener('open', () => setLive(true));
-  source.addEventListener('error', () => setLive(false));
+  source.addEventListener('error', () => {
+    setLive(false);
+    // EventSource hides the status; ask once whether the token is what is missing.
+    const headers = t ? { authorization: 'Bearer ' + t } : {};
+    window.fetch('/status', { method: 'HEAD', headers }).then((res) => {
+      if (res.status !== 401) return;
+      source.close();
+      const live = document.getElementById('live');
+      live.textContent = t ? 'token refused' : 'token required: open /#token=…';
+    }, () => {});
+  });
   source.addEventListener('stats', (ev) => {
     setLive(true);
     render(JSON.parse(ev.data));
