@@ -115,6 +115,8 @@ const serverKeys = z.strictObject({
   maxConnections: z.number().int().positive().optional(),
   maxPendingHandshakes: z.number().int().positive().optional(),
   maxMessagesPerSecond: z.number().min(0).optional(),
+  /** Pongs a session may owe before it counts as a ping flood (1008, ERR_PING_FLOOD); 0: no limit. */
+  maxPendingPongs: z.number().int().min(0).optional(),
   pingIntervalMs: z.number().int().min(0).optional(),
   idleTimeoutMs: z.number().int().min(0).optional(),
   drainTimeoutMs: z.number().int().min(0).optional(),

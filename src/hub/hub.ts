@@ -158,7 +158,9 @@ export class Hub extends EventEmitter<HubEvents> {
 
   async #reload(next: HubConfig): Promise<ReloadPlan> {
     const plan = planReload(this.#config, next);
-    this.#config = { ...this.#config, upstreams: next.upstreams, slowConsumer: next.slowConsumer, maxQueueBytes: next.maxQueueBytes, logLevel: next.logLevel };
+    // Secrets the new config brings are redacted from then on (the HTTP side re-reads them on every snapshot).
+    const secrets = new Set([...(this.#config.secrets ?? []), ...(next.secrets ?? [])]);
+    this.#config = { ...this.#config, upstreams: next.upstreams, slowConsumer: next.slowConsumer, maxQueueBytes: next.maxQueueBytes, logLevel: next.logLevel, secrets };
     await Promise.all(plan.removed.map((name) => this.#removeUpstream(name, 'ERR_UPSTREAM_REMOVED', 'upstream removed by config reload')));
     for (const name of plan.replaced) {
       const old = this.#upstreams.get(name);

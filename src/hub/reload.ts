@@ -20,7 +20,7 @@ export interface ReloadPlan {
 /** Keys of an upstream entry that apply in place; every other key means a new connection. */
 const IN_PLACE_KEYS: ReadonlyArray<keyof UpstreamConfig> = ['slowConsumer', 'maxQueueBytes', 'onUpstreamLoss', 'required'];
 /** Top-level keys applied by a reload; the rest (listeners, token, server limits, …) need a restart. */
-const RELOADED_TOP_KEYS: ReadonlyArray<keyof HubConfig> = ['upstreams', 'slowConsumer', 'maxQueueBytes', 'logLevel'];
+const RELOADED_TOP_KEYS: ReadonlyArray<keyof HubConfig> = ['upstreams', 'slowConsumer', 'maxQueueBytes', 'logLevel', 'secrets'];
 
 export function planReload(before: HubConfig, after: HubConfig): ReloadPlan {
   const old = new Map(before.upstreams.map((u) => [u.name, u]));

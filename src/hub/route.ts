@@ -345,7 +345,7 @@ export class Route implements AdapterHost {
   /** Counted, logged, told to the session. */
   sessionError(session: Session, error: WshubError, origin?: unknown): void {
     this.counters.sessionErrors[error.code] = (this.counters.sessionErrors[error.code] ?? 0) + 1;
-    this.#log.warn({ session: session.id, err: error.toJSON() }, 'session sent bad input');
+    this.#log.warn({ session: session.id, err: error }, 'session sent bad input');
     this.#tell(session, error, origin);
   }
 

@@ -151,7 +151,7 @@ export class SessionGuard {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     const max = this.#options.maxPendingPongs;
     if (max > 0 && this.#pendingPongs >= max) {
-      this.end('ERR_PING_FLOOD', 1008, 'too many pings');
+      this.end('ERR_PING_FLOOD', 'too many pings');
       return;
     }
     this.#pendingPongs++;
