@@ -161,7 +161,7 @@ test('loading the cluster modules loads nothing of NATS until a cluster connects
     import { register } from 'node:module';
     register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));
     const base = ${JSON.stringify(new URL('../../src/cluster/', import.meta.url).href)};
-    for (const m of ['index.js', 'connect.js', 'lease.js', 'bus.js', 'interest.js', 'requests.js', 'subjects.js', 'store.js']) await import(base + m);
+    for (const m of ['index.js', 'connect.js', 'lease.js', 'bus.js', 'interest.js', 'requests.js', 'subjects.js', 'store.js', 'lease-types.js']) await import(base + m);
     try { await (await import(base + 'nats.js')).loadNats(); console.log('loaded'); } catch (e) { console.log('refused: ' + e.message); }
   `;
   const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
