@@ -150,6 +150,16 @@ export class ClusterConnection extends EventEmitter<ClusterConnectionEvents> {
   }
 
   async #watch(): Promise<void> {
+    try {
+      await this.#follow();
+    } catch {
+      // The status iterator of a connection that is going away; `closed` follows below.
+    }
+    this.#connected = false;
+    this.emit('status', { type: 'closed', at: Date.now() });
+  }
+
+  async #follow(): Promise<void> {
     for await (const s of this.nc.status()) {
       const at = Date.now();
       switch (s.type) {
@@ -178,8 +188,6 @@ export class ClusterConnection extends EventEmitter<ClusterConnectionEvents> {
           break;
       }
     }
-    this.#connected = false;
-    this.emit('status', { type: 'closed', at: Date.now() });
   }
 }
 
