@@ -95,6 +95,15 @@ export const ERROR_CATALOG = {
   ERR_ENVELOPE_TOO_LARGE: { summary: 'An envelope frame exceeded maxEnvelopeBytes; it was ignored and the session kept.' },
   ERR_DUPLICATE_REQUEST: { summary: 'A `req` reused the id of a request still in flight on the same upstream.' },
   ERR_UNKNOWN_CODE: { summary: 'The hub answered with an error code this HubClient does not know (a newer hub); the hub\'s code is in `details.code`.' },
+
+  // ── cluster mode (NATS) ─────────────────────────────────────────────────
+  ERR_NATS_CONNECT: { summary: 'No NATS server of `cluster.nats` could be reached (refused, timed out, TLS failed); the cause says which.' },
+  ERR_NATS_AUTH: { summary: 'The NATS server refused the credentials (user and password, or token).' },
+  ERR_NATS_VERSION: { summary: 'The NATS server is older than 2.9.0, whose KV compare-and-swap and bucket TTL the lease needs.' },
+  ERR_NATS_NO_JETSTREAM: { summary: 'JetStream is not enabled on the NATS server or for the account (start nats-server with -js).' },
+  ERR_CLUSTER_BUCKET: { summary: 'The cluster\'s KV bucket cannot be created or opened, or its TTL differs from leaseTtlMs (hubs disagree on the config).' },
+  ERR_CLUSTER_NO_HOLDER: { summary: 'A forwarded send or request found no hub holding the upstream (NATS reported no responders).' },
+  ERR_CLUSTER_REQUEST_TIMEOUT: { summary: 'The hub holding the upstream did not answer a forwarded send or request within its timeout.' },
 } as const satisfies Record<string, { summary: string; closeCode?: number }>;
 
 /** A stable wshub error code. */
