@@ -45,7 +45,8 @@ test(`wshub serve under ulimit -n ${FD_LIMIT} with an upstream and netwatch on s
     listen: socketPath,
     http: '127.0.0.1:0',
     logLevel: 'info',
-    upstreams: { feed: { ...demoUpstreamConfig(feed.url), netwatchIntervalMs: 200 } },
+    // hold: the bystanders stay attached while the upstream cannot be redialed (close would end them with 1012).
+    upstreams: { feed: { ...demoUpstreamConfig(feed.url), netwatchIntervalMs: 200, onUpstreamLoss: 'hold' } },
   }));
 
   const hub: ChildProcess = spawn('/bin/sh', ['-c', `ulimit -n ${FD_LIMIT} && exec "$0" "$@"`, process.execPath, BIN, 'serve', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
