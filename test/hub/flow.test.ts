@@ -142,7 +142,10 @@ test('envelope sends held by the hub when the upstream is SIGKILLed: each is sen
 async function slowUpstreamOn(port: number): Promise<{ report(): Promise<{ received: number }> }> {
   const { WebSocketServer } = await import('ws');
   const wss = new WebSocketServer({ host: '127.0.0.1', port });
-  cleanup.push(() => new Promise((r) => wss.close(r)));
+  cleanup.push(() => {
+    for (const c of wss.clients) c.terminate();
+    return new Promise((r) => wss.close(r));
+  });
   let received = 0;
   wss.on('connection', (c) => c.on('message', () => received++));
   await new Promise((r) => wss.once('listening', r));

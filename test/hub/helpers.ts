@@ -188,12 +188,12 @@ export async function withDeadline<T>(promise: Promise<T>, ms: number, what: str
   }
 }
 
-/** Run every cleanup step, newest first, even when one fails; then fail with the first failure. */
+/** Run every cleanup step, newest first, even when one fails or hangs (20 s each); then fail with the first failure. */
 export async function runCleanup(steps: Array<() => unknown>): Promise<void> {
   let first: Error | undefined;
-  for (const step of steps.reverse()) {
+  for (const [i, step] of steps.reverse().entries()) {
     try {
-      await step();
+      await withDeadline(Promise.resolve(step()), 20_000, `cleanup step ${i}`);
     } catch (err) {
       first ??= err instanceof Error ? err : new Error(String(err));
     }

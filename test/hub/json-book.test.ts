@@ -37,8 +37,8 @@ function worker(hub: TestHub, query?: string, echo = false): Worker {
 }
 
 test('json: a refused subscribe reaches every worker who asked with its own id; the topic is not live, never unsubscribed, and a later ask tries again', async () => {
-  // The feed answers after 200 ms, so the second ask arrives while the first is in flight.
-  const { feed, hub } = await setup({ topics: ['btcusdt@trade'], answerDelayMs: 200 });
+  // The feed answers after 1.5 s, so the second ask arrives while the first is in flight (even on a busy machine).
+  const { feed, hub } = await setup({ topics: ['btcusdt@trade'], answerDelayMs: 1500 });
   const [a, b] = [worker(hub), worker(hub)];
   await Promise.all([a.opened(), b.opened()]);
   a.send(sub(['nope@trade'], 'a-1'));
