@@ -77,6 +77,7 @@ export const ERROR_CATALOG = {
   ERR_UNKNOWN_QUERY: { summary: 'An attach URL carried a query parameter the hub does not know (e.g. a misspelled `group`); the upgrade was answered 400.' },
   ERR_SUBPROTOCOL_UNAVAILABLE: { summary: 'A worker asked only for subprotocols the upstream is not opened with; the upgrade was answered 400 naming the configured `protocols`.' },
   ERR_SEND_BUFFER_FULL: { summary: 'The hub already holds sendBufferBytes of data for the upstream (written to it or waiting); the message was refused and the sender told at once.' },
+  ERR_FAILBACK_OVERLAP: { summary: 'During a failback both endpoints stream the same feed: a message of the connection not delivering at that moment was not delivered, so nothing arrives twice.' },
   ERR_ROUTING_FAILED: { summary: 'Routing one upstream message failed inside the hub (a bug); that message was dropped, counted and logged.' },
   // ── why a message was not delivered (drop reasons in stats, metrics and `lagged`) ──
   ERR_DROP_OLDEST: { summary: 'A session\'s queue was full under the `drop-oldest` policy; its oldest waiting message was dropped.' },

@@ -30,7 +30,8 @@ import { WshubError } from '../errors.js';
 import { objectMembers, spanText, splice } from './json-scan.js';
 import { FrameTemplate, getPath } from './template.js';
 import { TopicBook, type JsonTopicStats } from './topics.js';
-import type { Adapter, AdapterHost, Outcome, SessionHandle } from './types.js';
+import { merge } from './outcome.js';
+import type { Adapter, AdapterHost, ControlIntent, Outcome, SessionHandle, UpstreamFrame } from './types.js';
 
 export const DEFAULT_JSON_ACK = '{"result":null,"id":{id}}';
 export const DEFAULT_JSON_ID_FIELD = 'id';
@@ -59,6 +60,8 @@ export interface JsonAdapterOptions {
   requestTimeoutMs?: number;
   /** Requests one session may have waiting for answers. @default 1024 */
   maxInFlight?: number;
+  /** Dotted path of a per-topic sequence number in messages (lets a failback deduplicate exactly). */
+  sequenceField?: string;
 }
 
 interface Request {
@@ -74,6 +77,7 @@ export class JsonAdapter implements Adapter {
   readonly kind = 'json' as const;
   readonly #host: AdapterHost;
   readonly #topicPath: string[];
+  readonly #seqPath: string[] | undefined;
   readonly #idField: string;
   readonly #subscribe: FrameTemplate;
   readonly #unsubscribe: FrameTemplate;
@@ -89,6 +93,7 @@ export class JsonAdapter implements Adapter {
   constructor(host: AdapterHost, options: JsonAdapterOptions) {
     this.#host = host;
     this.#topicPath = options.topic.split('.');
+    this.#seqPath = options.sequenceField?.split('.');
     this.#idField = options.idField ?? DEFAULT_JSON_ID_FIELD;
     this.#subscribe = new FrameTemplate(options.subscribe, `upstreams.${host.upstream}.subscribe`);
     this.#unsubscribe = new FrameTemplate(options.unsubscribe, `upstreams.${host.upstream}.unsubscribe`);
@@ -136,7 +141,10 @@ export class JsonAdapter implements Adapter {
     const message = isBinary ? undefined : parseJson(data);
     if (message === undefined || message === null || typeof message !== 'object') return { publish: { to: 'everyone' }, json: false };
     const topic = getPath(message, this.#topicPath);
-    if (typeof topic === 'string' || typeof topic === 'number') return { publish: { to: 'topic', topic: String(topic) }, json: true };
+    if (typeof topic === 'string' || typeof topic === 'number') {
+      const seq = this.#seqPath ? getPath(message, this.#seqPath) : undefined;
+      return { publish: { to: 'topic', topic: String(topic), ...(typeof seq === 'number' ? { seq } : {}) }, json: true };
+    }
     const id = (message as Record<string, unknown>)[this.#idField];
     if (typeof id === 'number') {
       const request = this.#requests.get(id);
@@ -162,12 +170,13 @@ export class JsonAdapter implements Adapter {
     return this.#book.abandoned(topics);
   }
 
-  opened(): Outcome | undefined {
-    return this.#book.replay();
+  opened(_reconnect: boolean, topics?: readonly string[]): Outcome | undefined {
+    return this.#book.replay(topics);
   }
 
-  down(_cause: WshubError | undefined, final: boolean): Outcome | undefined {
+  down(_cause: WshubError | undefined, final: boolean, scope?: { primary: boolean; topics?: readonly string[] }): Outcome | undefined {
     const outcome: Outcome = { errors: [] };
+    if (scope && !scope.primary) return this.#book.down(scope.topics);
     for (const [hubId, request] of this.#requests) {
       // A request still waiting to be written goes out on the next connection; one already written cannot be answered.
       if (!request.sent && !final) continue;
@@ -177,8 +186,28 @@ export class JsonAdapter implements Adapter {
         error: new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.#host.upstream} ${final ? 'closed' : 'dropped'} with request ${request.idText} in flight`, { details: { requestId: request.idText } }),
       });
     }
-    this.#book.down();
-    return outcome;
+    return merge(outcome, this.#book.down(scope?.topics));
+  }
+
+  renderControl(kind: ControlIntent['kind'], parts: readonly ControlIntent[]): UpstreamFrame | undefined {
+    return this.#book.render(kind, parts);
+  }
+
+  get topicsPerFrame(): number {
+    return this.#book.topicsPerFrame;
+  }
+
+  controlDropped(parts: readonly ControlIntent[]): Outcome | undefined {
+    return this.#book.dropped(parts);
+  }
+
+  pendingSubscriptions(): number {
+    return this.#book.pendingSubscribes();
+  }
+
+  /** A failback's new connection: every topic is subscribed on it too (replies to the old one's subscribes came long ago). */
+  migrate(): Outcome | undefined {
+    return this.#book.replay();
   }
 
   sent(tag: unknown): void {

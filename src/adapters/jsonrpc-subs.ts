@@ -25,6 +25,8 @@ export interface Call {
   sent: boolean;
   /** The upstream subscription this subscribe call waits on. */
   sub: UpstreamSub | undefined;
+  /** An idempotent request's bytes and id position, kept so it can be sent again when its connection dies. */
+  resend?: { raw: Buffer; idSpan: readonly [number, number] };
 }
 
 /** One session batch: answered with one array once every member that expects an answer has one. */

@@ -36,6 +36,20 @@ export const DEFAULT_JSONRPC_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_JSONRPC_MAX_IN_FLIGHT = 1024;
 /** @see JsonRpcAdapterOptions.maxSubscriptions */
 export const DEFAULT_JSONRPC_MAX_SUBSCRIPTIONS = 1024;
+/**
+ * Read-only Ethereum methods: sending one again to another node after its
+ * connection died cannot do harm. Anything else (eth_sendRawTransaction, a
+ * node's admin methods) is answered with "upstream connection lost" instead —
+ * the hub cannot know whether the dead node executed it.
+ */
+export const DEFAULT_JSONRPC_IDEMPOTENT_METHODS: readonly string[] = Object.freeze([
+  'eth_blockNumber', 'eth_call', 'eth_chainId', 'eth_estimateGas', 'eth_feeHistory', 'eth_gasPrice', 'eth_getBalance',
+  'eth_getBlockByHash', 'eth_getBlockByNumber', 'eth_getBlockReceipts', 'eth_getBlockTransactionCountByHash',
+  'eth_getBlockTransactionCountByNumber', 'eth_getCode', 'eth_getLogs', 'eth_getProof', 'eth_getStorageAt',
+  'eth_getTransactionByBlockHashAndIndex', 'eth_getTransactionByBlockNumberAndIndex', 'eth_getTransactionByHash',
+  'eth_getTransactionCount', 'eth_getTransactionReceipt', 'eth_maxPriorityFeePerGas', 'eth_syncing',
+  'net_listening', 'net_peerCount', 'net_version', 'web3_clientVersion', 'web3_sha3',
+]);
 
 export interface JsonRpcAdapterOptions {
   /** A request not answered within this long gets a -32002 "request timed out" error response. @default 30000 */
@@ -44,18 +58,21 @@ export interface JsonRpcAdapterOptions {
   maxInFlight?: number;
   /** Local subscriptions a session may hold (including subscribes still waiting). @default 1024 */
   maxSubscriptions?: number;
+  /** Methods sent again on the next connection (another endpoint of a pool) when theirs dies mid-request. @default DEFAULT_JSONRPC_IDEMPOTENT_METHODS */
+  idempotentMethods?: readonly string[];
 }
 
 const optionsSchema = z.strictObject({
   requestTimeoutMs: z.number().int().positive().default(DEFAULT_JSONRPC_REQUEST_TIMEOUT_MS),
   maxInFlight: z.number().int().positive().default(DEFAULT_JSONRPC_MAX_IN_FLIGHT),
   maxSubscriptions: z.number().int().positive().default(DEFAULT_JSONRPC_MAX_SUBSCRIPTIONS),
+  idempotentMethods: z.array(z.string().min(1)).default(() => [...DEFAULT_JSONRPC_IDEMPOTENT_METHODS]),
 });
 
 /** Why something was refused or could not be routed; the keys of `stats().errors`. */
 export type JsonRpcErrorKind =
   | 'parse' | 'invalidRequest' | 'tooManyRequests' | 'tooManySubscriptions' | 'subscriptionNotFound' | 'subscribeWithoutId'
-  | 'timeout' | 'upstreamLost' | 'notSent' | 'subscribeRefused' | 'resubscribeRefused' | 'unmatchedResponse' | 'unknownSubscription' | 'unsubscribeUnanswered';
+  | 'timeout' | 'upstreamLost' | 'retried' | 'notSent' | 'subscribeRefused' | 'resubscribeRefused' | 'unmatchedResponse' | 'unknownSubscription' | 'unsubscribeUnanswered';
 
 /** Figures for /status. */
 export interface JsonRpcAdapterStats {
@@ -84,6 +101,9 @@ export class JsonRpcAdapter implements Adapter {
   readonly #byUpstreamId = new Map<string, UpstreamSub>();
   readonly #locals = new Map<string, LocalSub>();
   readonly #localIds: LocalIds;
+  readonly #idempotent: ReadonlySet<string>;
+  /** Upstream ids of subscriptions made again on a failback's new connection: the old ones stream until the switch. */
+  #superseded: string[] = [];
   readonly #errors: Partial<Record<JsonRpcErrorKind, number>> = {};
   #upstreamSubscribes = 0;
   #upstreamUnsubscribes = 0;
@@ -94,6 +114,7 @@ export class JsonRpcAdapter implements Adapter {
     this.#host = host;
     this.#options = parseOptions(optionsSchema, options, `upstreams.${host.upstream}`);
     this.#localIds = new LocalIds((text) => this.#locals.has(text));
+    this.#idempotent = new Set(this.#options.idempotentMethods);
     this.#table = new CallTable({
       timeoutMs: this.#options.requestTimeoutMs,
       reply: (session, payload, idText) => this.#out.reply({ session, data: payload, answers: idText }),
@@ -106,8 +127,9 @@ export class JsonRpcAdapter implements Adapter {
   }
 
   /** Build from an upstream's config entry (its keys may be present but undefined). */
-  static fromConfig(host: AdapterHost, config: { requestTimeoutMs?: number | undefined; maxInFlight?: number | undefined; maxSubscriptions?: number | undefined }): JsonRpcAdapter {
+  static fromConfig(host: AdapterHost, config: { requestTimeoutMs?: number | undefined; maxInFlight?: number | undefined; maxSubscriptions?: number | undefined; idempotentMethods?: string[] | undefined }): JsonRpcAdapter {
     const options: JsonRpcAdapterOptions = {};
+    if (config.idempotentMethods !== undefined) options.idempotentMethods = config.idempotentMethods;
     if (config.requestTimeoutMs !== undefined) options.requestTimeoutMs = config.requestTimeoutMs;
     if (config.maxInFlight !== undefined) options.maxInFlight = config.maxInFlight;
     if (config.maxSubscriptions !== undefined) options.maxSubscriptions = config.maxSubscriptions;
@@ -183,7 +205,9 @@ export class JsonRpcAdapter implements Adapter {
       this.#refuse(session, batch, idText, rpcErrors.tooManyRequests(this.#options.maxInFlight), 'tooManyRequests', 'ERR_TOO_MANY_REQUESTS');
       return;
     }
-    const hubId = this.#table.dispatch(this.#table.open(session, state, idText, batch));
+    const call = this.#table.open(session, state, idText, batch);
+    if (this.#idempotent.has(request.method)) call.resend = { raw, idSpan };
+    const hubId = this.#table.dispatch(call);
     this.#out.upstream({ data: splice(raw, idSpan, String(hubId)), isBinary: false, session, tag: hubId });
   }
 
@@ -329,7 +353,7 @@ export class JsonRpcAdapter implements Adapter {
     }
   }
 
-  opened(): Outcome | undefined {
+  opened(_reconnect?: boolean, _topics?: readonly string[]): Outcome | undefined {
     for (const sub of [...this.#subs.values()]) {
       if (sub.locals.size === 0 && sub.waiting.size === 0) this.#subs.delete(sub.key);
       else if (sub.hubId === undefined && sub.upstreamId === undefined) this.#sendSubscribe(sub);
@@ -347,7 +371,13 @@ export class JsonRpcAdapter implements Adapter {
   refused(tag: unknown, error: WshubError): Outcome | undefined {
     const pending = typeof tag === 'number' ? this.#table.pending.get(tag) : undefined;
     if (!pending) return undefined;
-    if (pending.kind === 'call') {
+    if (pending.kind === 'call' && pending.call.resend && error.code === 'ERR_CONNECTION_LOST') {
+      // Read-only and lost with its connection: sent again on the next one.
+      this.#count('retried');
+      this.#table.pending.delete(tag as number);
+      const hubId = this.#table.dispatch(pending.call);
+      this.#out.upstream({ data: splice(pending.call.resend.raw, pending.call.resend.idSpan, String(hubId)), isBinary: false, session: pending.call.session, tag: hubId });
+    } else if (pending.kind === 'call') {
       this.#count('notSent');
       this.#table.finish(pending.call, errorResponse(pending.call.idText, rpcErrors.notSent(error)));
     } else if (pending.kind === 'subscribe') {
@@ -364,6 +394,14 @@ export class JsonRpcAdapter implements Adapter {
       // Requests not yet written go out on reconnect; written ones are lost with the socket.
       // Subscribes waiting on an upstream subscription complete after the reconnect re-subscribes.
       if (!final && !(call.hubId !== undefined && call.sent)) continue;
+      if (!final && call.resend) {
+        // Read-only: sent again, to the next connection (another endpoint of the pool, or the same one back).
+        this.#count('retried');
+        this.#table.pending.delete(call.hubId!);
+        const hubId = this.#table.dispatch(call);
+        this.#out.upstream({ data: splice(call.resend.raw, call.resend.idSpan, String(hubId)), isBinary: false, session: call.session, tag: hubId });
+        continue;
+      }
       this.#count('upstreamLost');
       this.#out.error(call.session, new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.#host.upstream} ${final ? 'closed' : 'dropped'} with request ${call.idText} in flight`));
       this.#table.finish(call, errorResponse(call.idText, error));
@@ -374,7 +412,36 @@ export class JsonRpcAdapter implements Adapter {
       sub.hubId = undefined;
     }
     this.#byUpstreamId.clear();
+    this.#superseded = [];
     return this.#out.take();
+  }
+
+  /** Subscribes in flight (a failback switches once none are left). */
+  pendingSubscriptions(): number {
+    let n = 0;
+    for (const sub of this.#subs.values()) if (sub.hubId !== undefined) n++;
+    return n;
+  }
+
+  /**
+   * A failback's new connection: every subscription is made again on it. The
+   * old upstream ids keep mapping to their subscriptions until `migrated()`,
+   * so notifications from the old connection are recognised while it streams.
+   */
+  migrate(): Outcome | undefined {
+    for (const sub of this.#subs.values()) {
+      if (sub.locals.size === 0 && sub.waiting.size === 0) continue;
+      if (sub.upstreamId !== undefined) this.#superseded.push(sub.upstreamId);
+      sub.upstreamId = undefined;
+      if (sub.hubId === undefined) this.#sendSubscribe(sub);
+    }
+    return this.#out.take();
+  }
+
+  /** The failback switched: the old connection's ids mean nothing any more. */
+  migrated(): void {
+    for (const id of this.#superseded) if (![...this.#subs.values()].some((s) => s.upstreamId === id)) this.#byUpstreamId.delete(id);
+    this.#superseded = [];
   }
 
   stats(): Record<string, unknown> {

@@ -19,12 +19,18 @@
  * was still pending, the unsubscribe follows the acceptance. An upstream that
  * answers no subscribe within `timeoutMs` is taken to have accepted it (some
  * feeds never acknowledge).
+ *
+ * Subscribes and unsubscribes leave as control intents: the pool places each
+ * topic on a connection, paces the frames with the connection's control rate
+ * and may combine waiting intents into one frame; `render` builds that frame
+ * (and only then is a hub id spent). Each connection that (re)opens replays
+ * exactly its own topics.
  */
 import { WshubError } from '../errors.js';
 import { objectMembers, splice } from './json-scan.js';
 import { merge } from './outcome.js';
 import type { FrameTemplate } from './template.js';
-import type { AdapterHost, Membership, Outcome, Reply, SessionHandle, UpstreamFrame } from './types.js';
+import type { AdapterHost, ControlIntent, Membership, Outcome, Reply, SessionHandle, UpstreamFrame } from './types.js';
 
 export interface TopicBookOptions {
   subscribe: FrameTemplate;
@@ -50,8 +56,8 @@ interface Join {
   readonly session: SessionHandle;
   readonly idText: string | undefined;
   readonly topics: string[];
-  /** Topics (subscribe) or hub ids (unsubscribe) still without an answer. */
-  readonly waitingOn: Set<string>;
+  /** Topics (subscribe), or unsubscribe intents and then their hub ids, still without an answer. */
+  readonly waitingOn: Set<unknown>;
   /** The last upstream answer seen for it, and the first refusal. */
   answer: Buffer | undefined;
   failure: Buffer | undefined;
@@ -72,7 +78,15 @@ interface TopicState {
 
 type Pending =
   | { kind: 'subscribe'; topics: string[]; deadline: number; replay: boolean }
-  | { kind: 'unsubscribe'; topics: string[]; deadline: number; join: Join | undefined };
+  | { kind: 'unsubscribe'; topics: string[]; deadline: number; joins: Join[] };
+
+/** What an intent of the book carries back when it is rendered or dropped. */
+interface IntentRef {
+  readonly join: Join | undefined;
+  readonly replay: boolean;
+  /** The token a waiting unsubscribe join holds until the intent gets a hub id. */
+  readonly token: object;
+}
 
 export class TopicBook {
   readonly #host: AdapterHost;
@@ -118,16 +132,16 @@ export class TopicBook {
       leave.push({ session, topic });
       if (this.#host.subscribers(topic) === 1) gone.push(topic);
     }
-    const upstream = this.#release(gone, join);
-    const outcome: Outcome = { leave, upstream };
+    const control = this.#release(gone, join);
+    const outcome: Outcome = { leave, control };
     if (join.waitingOn.size === 0) Object.assign(outcome, this.#complete(join));
     return outcome;
   }
 
   /** Topics whose last subscriber left with its session. */
   abandoned(topics: readonly string[]): Outcome | undefined {
-    const upstream = this.#release(topics, undefined);
-    return upstream.length > 0 ? { upstream } : undefined;
+    const control = this.#release(topics, undefined);
+    return control.length > 0 ? { control } : undefined;
   }
 
   /** A session left: it waits for nothing any more. */
@@ -137,34 +151,108 @@ export class TopicBook {
     }
   }
 
-  /** The upstream (re)opened: every topic someone wants is subscribed again. */
-  replay(): Outcome | undefined {
-    const wanted = new Set(this.#host.liveTopics());
-    for (const [topic, state] of this.#topics) if (state.waiting.length > 0) wanted.add(topic);
-    for (const topic of this.#topics.keys()) if (!wanted.has(topic)) this.#topics.delete(topic);
+  /**
+   * A connection (re)opened: every topic someone wants is subscribed again —
+   * of `only` (the topics that connection carries), else all.
+   */
+  replay(only?: readonly string[]): Outcome | undefined {
+    const wanted = new Set<string>();
+    for (const topic of only ?? this.#host.liveTopics()) if (this.#host.subscribers(topic) > 0) wanted.add(topic);
+    for (const [topic, state] of this.#topics) if (state.waiting.length > 0 && (!only || only.includes(topic))) wanted.add(topic);
+    if (!only) for (const topic of this.#topics.keys()) if (!wanted.has(topic)) this.#topics.delete(topic);
     if (wanted.size === 0) return undefined;
     const topics = [...wanted];
     for (const topic of topics) {
       const state = this.#topics.get(topic) ?? { status: 'pending', hubId: undefined, waiting: [], leaving: false };
       state.status = 'pending';
+      state.hubId = undefined;
       this.#topics.set(topic, state);
     }
-    return { upstream: this.#frames('subscribe', topics, undefined, true) };
+    return { control: [this.#intent('subscribe', topics, undefined, true)] };
   }
 
-  /** The upstream went down: it forgets every subscription; in-flight unsubscribes are done. */
-  down(): void {
+  /**
+   * A connection went down: it forgets its subscriptions — of `only` (the
+   * topics it carried), else all; its in-flight unsubscribes are done.
+   */
+  down(only?: readonly string[]): Outcome | undefined {
+    const outcome: Outcome = {};
     for (const [hubId, pending] of this.#pending) {
+      if (only && !pending.topics.some((t) => only.includes(t))) continue;
       this.#pending.delete(hubId);
-      if (pending.kind === 'unsubscribe' && pending.join) pending.join.waitingOn.delete(String(hubId));
+      if (pending.kind === 'unsubscribe') for (const join of pending.joins) merge(outcome, this.#unsubscribed(join, hubId, undefined));
     }
     for (const [topic, state] of this.#topics) {
+      if (only && !only.includes(topic)) continue;
       if (state.leaving) this.#topics.delete(topic);
       else {
         state.status = 'pending';
         state.hubId = undefined;
       }
     }
+    return outcome;
+  }
+
+  /**
+   * Build the frame for intents the pool combined (or split); a hub id is
+   * spent only now. A subscribe carries only topics still wanted (a topic its
+   * subscribers left while the intent waited is dropped from it); undefined
+   * when none is left.
+   */
+  render(kind: ControlIntent['kind'], parts: readonly ControlIntent[]): UpstreamFrame | undefined {
+    const refs = parts.map((p) => p.ref as IntentRef | undefined);
+    const all = parts.flatMap((p) => p.topics);
+    const topics = kind === 'subscribe' ? all.filter((t) => this.#topics.get(t)?.status === 'pending') : all;
+    if (topics.length === 0) {
+      return undefined;
+    }
+    const hubId = this.nextId();
+    const deadline = Date.now() + this.#o.timeoutMs;
+    if (kind === 'subscribe') {
+      this.#pending.set(hubId, { kind, topics, deadline, replay: refs.some((r) => r?.replay === true) });
+      for (const topic of topics) {
+        const state = this.#topics.get(topic);
+        if (state) state.hubId = hubId;
+      }
+      this.#subscribes++;
+    } else {
+      const joins: Join[] = [];
+      for (const ref of refs) {
+        if (!ref?.join) continue;
+        ref.join.waitingOn.delete(ref.token);
+        ref.join.waitingOn.add(hubId);
+        if (!joins.includes(ref.join)) joins.push(ref.join);
+      }
+      this.#pending.set(hubId, { kind, topics, deadline, joins });
+      this.#unsubscribes++;
+    }
+    this.#o.armSweeper();
+    const template = kind === 'subscribe' ? this.#o.subscribe : this.#o.unsubscribe;
+    return { data: template.render(topics, hubId), isBinary: false, tag: hubId };
+  }
+
+  /** Intents the pool dropped unsent: a subscribe is replayed by its connection's next open; an unsubscribe is moot. */
+  dropped(parts: readonly ControlIntent[]): Outcome | undefined {
+    const outcome: Outcome = {};
+    for (const part of parts) {
+      const ref = part.ref as IntentRef | undefined;
+      if (part.kind !== 'unsubscribe' || !ref?.join) continue;
+      ref.join.waitingOn.delete(ref.token);
+      if (ref.join.waitingOn.size === 0) merge(outcome, this.#complete(ref.join));
+    }
+    return outcome;
+  }
+
+  /** Topics whose subscribe is not answered yet (sent, or waiting to be sent). */
+  pendingSubscribes(): number {
+    let n = 0;
+    for (const state of this.#topics.values()) if (state.status === 'pending') n++;
+    return n;
+  }
+
+  /** Topics one frame can carry: the template takes a list, or one topic. */
+  get topicsPerFrame(): number {
+    return this.#o.subscribe.multiTopic && this.#o.unsubscribe.multiTopic ? Infinity : 1;
   }
 
   /** One of the book's frames never reached the upstream: the topics stay pending and go with the next replay. */
@@ -179,7 +267,9 @@ export class TopicBook {
       }
       return undefined;
     }
-    return pending.join ? this.#unsubscribed(pending.join, hubId, undefined) : undefined;
+    const outcome: Outcome = {};
+    for (const join of pending.joins) merge(outcome, this.#unsubscribed(join, hubId, undefined));
+    return outcome;
   }
 
   /** An upstream message whose id is one of the book's; undefined when it is not. */
@@ -189,7 +279,11 @@ export class TopicBook {
     this.#pending.delete(hubId);
     const errorValue = message[this.#o.errorField];
     const refusal = errorValue !== undefined && errorValue !== null && errorValue !== false;
-    if (pending.kind === 'unsubscribe') return pending.join ? this.#unsubscribed(pending.join, hubId, data) : { publish: { to: 'hub' } };
+    if (pending.kind === 'unsubscribe') {
+      const outcome: Outcome = { publish: { to: 'hub' } };
+      for (const join of pending.joins) merge(outcome, this.#unsubscribed(join, hubId, data));
+      return outcome;
+    }
     const outcome: Outcome = { publish: { to: 'hub' }, replies: [], snapshots: [], leave: [], errors: [], upstream: [] };
     for (const topic of pending.topics) {
       const state = this.#topics.get(topic);
@@ -209,7 +303,7 @@ export class TopicBook {
       this.#pending.delete(hubId);
       outcome ??= { replies: [], snapshots: [], leave: [], errors: [], upstream: [] };
       if (pending.kind === 'unsubscribe') {
-        if (pending.join) merge(outcome, this.#unsubscribed(pending.join, hubId, undefined));
+        for (const join of pending.joins) merge(outcome, this.#unsubscribed(join, hubId, undefined));
         continue;
       }
       for (const topic of pending.topics) {
@@ -245,15 +339,15 @@ export class TopicBook {
         fresh.push(topic);
       }
     }
-    // While the upstream is down, the replay on open subscribes them.
-    const upstream = fresh.length > 0 && this.#host.upstreamOpen() ? this.#frames('subscribe', fresh, undefined, false) : [];
-    const outcome: Outcome = { join: memberships, upstream };
+    // The pool holds them for a connection that is not open yet (its open replays them instead).
+    const control = fresh.length > 0 ? [this.#intent('subscribe', fresh, undefined, false)] : [];
+    const outcome: Outcome = { join: memberships, control };
     if (join.waitingOn.size === 0) merge(outcome, this.#complete(join));
     return outcome;
   }
 
   /** Topics that lost their last subscriber: unsubscribe what is live, let go of what was never accepted. */
-  #release(topics: readonly string[], join: Join | undefined): UpstreamFrame[] {
+  #release(topics: readonly string[], join: Join | undefined): ControlIntent[] {
     const live: string[] = [];
     for (const topic of topics) {
       const state = this.#topics.get(topic);
@@ -265,8 +359,8 @@ export class TopicBook {
       this.#topics.delete(topic);
       if (state.status === 'live') live.push(topic);
     }
-    // A connection that is down forgot its subscriptions already.
-    return live.length > 0 && this.#host.upstreamOpen() ? this.#frames('unsubscribe', live, join, false) : [];
+    // A connection that is down forgot its subscriptions already: the pool drops the intent (controlDropped).
+    return live.length > 0 ? [this.#intent('unsubscribe', live, join, false)] : [];
   }
 
   #onAccepted(topic: string, state: TopicState, answer: Buffer | undefined, outcome: Outcome): void {
@@ -275,7 +369,7 @@ export class TopicBook {
     state.waiting = [];
     if (state.leaving && this.#host.subscribers(topic) === 0) {
       this.#topics.delete(topic);
-      if (this.#host.upstreamOpen()) outcome.upstream!.push(...this.#frames('unsubscribe', [topic], undefined, false));
+      (outcome.control ??= []).push(this.#intent('unsubscribe', [topic], undefined, false));
     }
     state.leaving = false;
     for (const join of waiting) {
@@ -329,37 +423,19 @@ export class TopicBook {
   }
 
   #unsubscribed(join: Join, hubId: number, answer: Buffer | undefined): Outcome {
-    join.waitingOn.delete(String(hubId));
+    join.waitingOn.delete(hubId);
     if (answer) join.answer = answer;
     const outcome: Outcome = { publish: { to: 'hub' } };
     return join.waitingOn.size === 0 ? merge(outcome, this.#complete(join)) : outcome;
   }
 
-  /** Build the frames for `topics` (one frame for all when the template takes a list), each under its own hub id. */
-  #frames(kind: 'subscribe' | 'unsubscribe', topics: string[], join: Join | undefined, replay: boolean): UpstreamFrame[] {
-    const template = kind === 'subscribe' ? this.#o.subscribe : this.#o.unsubscribe;
-    const batches = template.multiTopic ? [topics] : topics.map((t) => [t]);
-    const deadline = Date.now() + this.#o.timeoutMs;
-    const frames: UpstreamFrame[] = [];
-    for (const batch of batches) {
-      const hubId = this.nextId();
-      if (kind === 'subscribe') {
-        this.#pending.set(hubId, { kind, topics: batch, deadline, replay });
-        for (const topic of batch) {
-          const state = this.#topics.get(topic);
-          if (state) state.hubId = hubId;
-        }
-        this.#subscribes++;
-      } else {
-        this.#pending.set(hubId, { kind, topics: batch, deadline, join });
-        join?.waitingOn.add(String(hubId));
-        this.#unsubscribes++;
-      }
-      frames.push({ data: template.render(batch, hubId), isBinary: false, tag: hubId });
-    }
-    this.#o.armSweeper();
-    return frames;
+  /** An intent for the pool; an unsubscribe's join waits on it until it is rendered (or dropped). */
+  #intent(kind: ControlIntent['kind'], topics: string[], join: Join | undefined, replay: boolean): ControlIntent {
+    const ref: IntentRef = { join, replay, token: {} };
+    if (kind === 'unsubscribe') join?.waitingOn.add(ref.token);
+    return { kind, topics, ref };
   }
+
 }
 
 function newJoin(session: SessionHandle, idText: string | undefined, topics: string[], envelope: boolean, snapshot: boolean): Join {

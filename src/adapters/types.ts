@@ -61,6 +61,19 @@ export interface UpstreamFrame {
   readonly tag?: unknown;
 }
 
+/**
+ * A subscribe or unsubscribe the adapter wants made (json): the pool decides
+ * which connection carries each topic, paces it with the connection's control
+ * rate, combines waiting ones into one frame, and asks the adapter to render
+ * the frame when it can go ({@link Adapter.renderControl}).
+ */
+export interface ControlIntent {
+  readonly kind: 'subscribe' | 'unsubscribe';
+  readonly topics: readonly string[];
+  /** The adapter's own bookkeeping; comes back with the topics it was split into. */
+  readonly ref?: unknown;
+}
+
 export interface Membership {
   readonly session: SessionHandle;
   readonly topic: string;
@@ -69,7 +82,7 @@ export interface Membership {
 /** Where an upstream message goes. */
 export type Publish =
   /** To the subscribers of `topic` (one per group), kept as its snapshot. `also`: another audience that gets it too (each session once). */
-  | { readonly to: 'topic'; readonly topic: string; readonly also?: string | undefined }
+  | { readonly to: 'topic'; readonly topic: string; readonly also?: string | undefined; readonly seq?: number | undefined }
   /** To every session of the upstream (one per group). */
   | { readonly to: 'everyone' }
   /** To no one: counted under `reason`. */
@@ -85,6 +98,8 @@ export interface Outcome {
   join?: Membership[];
   leave?: Membership[];
   upstream?: UpstreamFrame[];
+  /** Subscribes and unsubscribes for the pool to place, pace and combine. */
+  control?: ControlIntent[];
   replies?: Reply[];
   /** After the replies: each session gets the topic's last message (the snapshot it asked for). */
   snapshots?: Membership[];
@@ -125,10 +140,30 @@ export interface Adapter {
   abandoned(topics: readonly string[]): Outcome | undefined;
   /** A message from the upstream. */
   fromUpstream(data: Buffer, isBinary: boolean): Outcome;
-  /** The upstream (re)opened: replay live subscriptions. `reconnect` is false for the first open. */
-  opened(reconnect: boolean): Outcome | undefined;
-  /** The upstream went down (will retry, or closed for good when `final`): answer what is in flight. */
-  down(cause: WshubError | undefined, final: boolean): Outcome | undefined;
+  /**
+   * A connection (re)opened: replay its subscriptions. `reconnect` is false
+   * for the first open; `topics`, when given, are the topics that connection
+   * carries (the pool shards topics over connections), else all.
+   */
+  opened(reconnect: boolean, topics?: readonly string[]): Outcome | undefined;
+  /**
+   * A connection went down (will retry, or closed for good when `final`).
+   * `scope.primary`: it carried the requests — answer those in flight;
+   * `scope.topics`: its topics wait for its next open (all when undefined).
+   */
+  down(cause: WshubError | undefined, final: boolean, scope?: { primary: boolean; topics?: readonly string[] }): Outcome | undefined;
+  /** Render the frame for control intents (split or combined by the pool) now that their connection can take it; undefined when nothing is left to send. */
+  renderControl?(kind: ControlIntent['kind'], parts: readonly ControlIntent[]): UpstreamFrame | undefined;
+  /** Topics one control frame can carry (the pool combines at most this many). */
+  readonly topicsPerFrame?: number;
+  /** Control intents the pool dropped unsent (their connection went down or opened anew and replays instead). */
+  controlDropped?(parts: readonly ControlIntent[]): Outcome | undefined;
+  /** Subscriptions asked of the upstream and not answered yet (a failback switches once none are left). */
+  pendingSubscriptions?(): number;
+  /** A failback opened a new connection: make every subscription again on it (the old one keeps streaming meanwhile). */
+  migrate?(): Outcome | undefined;
+  /** The failback switched to the new connection: what only the old one needed can go. */
+  migrated?(): void;
   /** A frame of this adapter's was handed to the kernel (its answer may come now; if the connection drops, it will not). */
   sent?(tag: unknown): void;
   /** A frame of this adapter's never reached the upstream (refused, expired, lost with its connection). */

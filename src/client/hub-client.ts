@@ -57,6 +57,8 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   #queued: Array<{ payload: string | Buffer; reqId?: number }> = [];
   #paused = false;
   #needDrain = false;
+  /** The last epoch and seq seen per upstream and topic. */
+  readonly #streams = new Map<string, { epoch: number; seq: number }>();
   #welcome: Promise<void>;
   #resolveWelcome!: () => void;
   #rejectWelcome!: (err: Error) => void;
@@ -200,7 +202,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   #onMessage(data: Buffer, isBinary: boolean): void {
     if (isBinary) {
       const env = decodeBinary(data);
-      if (env) this.#dispatch({ upstream: env.upstream, topic: env.topic || undefined, binary: Buffer.from(env.payload) });
+      if (env) this.#dispatch({ upstream: env.upstream, topic: env.topic || undefined, binary: Buffer.from(env.payload), ...(env.epoch === undefined ? {} : { epoch: env.epoch, seq: env.seq! }) });
       return;
     }
     let frame: HubFrame;
@@ -211,6 +213,8 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     }
     switch (frame.op) {
       case 'welcome':
+        // A new connection to the hub (maybe a restarted hub): its numbering is compared with nothing before.
+        this.#streams.clear();
         this.#attempt = 0;
         this.#setState('open', `welcomed as ${frame.session}`);
         this.#resubscribe();
@@ -219,7 +223,12 @@ export class HubClient extends EventEmitter<HubClientEvents> {
         this.#resolveWelcome();
         break;
       case 'msg':
-        this.#dispatch({ upstream: frame.upstream, topic: frame.topic, ...(frame.text === undefined ? { data: frame.data } : { text: frame.text }) });
+        this.#dispatch({
+          upstream: frame.upstream,
+          topic: frame.topic,
+          ...(frame.epoch === undefined ? {} : { epoch: frame.epoch, seq: frame.seq! }),
+          ...(frame.text === undefined ? { data: frame.data } : { text: frame.text }),
+        });
         break;
       case 'res': {
         const p = this.#pending.get(frame.id);
@@ -251,6 +260,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   }
 
   #dispatch(message: HubMessage): void {
+    if (message.epoch !== undefined && message.seq !== undefined) this.#checkStream(message, message.epoch, message.seq);
     for (const entry of this.#subs.values()) {
       if (entry.upstream !== message.upstream || (entry.topic !== message.topic && entry.topic !== '*')) continue;
       for (const s of entry.locals) {
@@ -261,6 +271,24 @@ export class HubClient extends EventEmitter<HubClientEvents> {
         }
       }
     }
+  }
+
+  /** Per upstream and topic: a new epoch or a jump in seq is a gap the worker should know of before the message. */
+  #checkStream(message: HubMessage, epoch: number, seq: number): void {
+    const key = `${message.upstream}\u0000${message.topic ?? ''}`;
+    const last = this.#streams.get(key);
+    this.#streams.set(key, { epoch, seq });
+    if (!last) return;
+    if (last.epoch !== epoch) this.emit('gap', { type: 'gap', upstream: message.upstream, topic: message.topic, reason: 'epoch', epoch, seq });
+    else if (seq > last.seq + 1 && !this.#grouped(message)) {
+      // A group member sees a share of the topic's numbers by design; only a solo subscriber can tell a drop.
+      this.emit('gap', { type: 'gap', upstream: message.upstream, topic: message.topic, reason: 'seq', missed: seq - last.seq - 1, epoch, seq });
+    }
+  }
+
+  #grouped(message: HubMessage): boolean {
+    for (const [key, entry] of this.#subs) if (entry.upstream === message.upstream && (entry.topic === message.topic || entry.topic === '*') && key.split('\u0000')[2]) return true;
+    return false;
   }
 
   #maybeResume(): void {

@@ -13,6 +13,27 @@ export interface HubMessage {
   text?: string;
   /** The message when the upstream sent binary, byte for byte. */
   binary?: Buffer;
+  /** The upstream connection it came from: a new epoch means a new stream (a reconnect or a failover). */
+  epoch?: number;
+  /** Its number among the topic's messages from this hub: a jump means the hub dropped some for this client. */
+  seq?: number;
+}
+
+/**
+ * The stream of a topic broke: resync. `epoch`: a new upstream connection
+ * (what happened meanwhile is unknown); `seq`: the hub dropped `missed`
+ * messages for this client (its slow-consumer policy). Emitted before the
+ * first message after the break.
+ */
+export interface GapEvent {
+  type: 'gap';
+  upstream: string;
+  topic: string | undefined;
+  reason: 'epoch' | 'seq';
+  /** `seq` gaps: how many messages are missing. */
+  missed?: number;
+  epoch: number;
+  seq: number;
 }
 
 export type HubConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -38,6 +59,7 @@ export interface HubClientEvents {
   hub: [HubStateEvent];
   upstream: [UpstreamStateEvent];
   lagged: [LaggedEvent];
+  gap: [GapEvent];
   hubError: [HubErrorEvent];
   welcome: [Extract<HubFrame, { op: 'welcome' }>];
   drain: [];

@@ -11,6 +11,8 @@ export class Audience {
   readonly groups = new Map<string, { members: Session[]; next: number }>();
   /** The topic's last message (its snapshot for late joiners). */
   last: UpstreamMessage | undefined;
+  /** Messages published to it: the envelope `seq` of the next one. */
+  seq = 0;
 
   get size(): number {
     let n = this.solo.size;
@@ -56,6 +58,7 @@ export class Audience {
    * `got`, when given, collects who got it.
    */
   deliver(message: UpstreamMessage, label: string | undefined, skip?: ReadonlySet<Session>, got?: Set<Session>): number {
+    message.numbered(label, ++this.seq);
     let n = 0;
     for (const session of this.solo) {
       if (skip?.has(session)) continue;

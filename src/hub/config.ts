@@ -33,6 +33,7 @@ import { optionError } from '../options.js';
 import { resolveOptions as resolveClientOptions } from '../upstream/options.js';
 import { FrameTemplate } from '../adapters/template.js';
 import { SLOW_CONSUMER_POLICIES } from './backlog.js';
+import { poolKeys, resolvePool, type PoolConfig } from './pool-config.js';
 
 /**
  * What transparent sessions see of an upstream outage, by adapter, unless
@@ -84,6 +85,7 @@ const hubUpstreamKeys = {
   required: z.boolean().default(true),
   /** PEM file with extra CA certificates. */
   caFile: z.string().min(1).optional(),
+  ...poolKeys,
 };
 
 export type UpstreamConfig = {
@@ -103,8 +105,14 @@ export type UpstreamConfig = {
   /** @default 'close' */
   onUpstreamLoss: 'close' | 'hold';
   required: boolean;
-  /** Options for ResilientWebSocket, already validated. */
+  /** Options for ResilientWebSocket, already validated (`url`: the first of `pool.urls`). */
   client: Record<string, unknown> & { url: string };
+  /** Endpoints, sharding and pacing (a single `url` is a pool of one endpoint). */
+  pool: PoolConfig;
+  /** json: dotted path of a per-topic sequence number in messages (deduplication across a failback). */
+  sequenceField?: string | undefined;
+  /** jsonrpc: methods safe to send again on another endpoint when their connection dies. */
+  idempotentMethods?: string[] | undefined;
 };
 
 const upstreamSchema = z.looseObject(hubUpstreamKeys);
@@ -247,8 +255,9 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
         throw new WshubError('ERR_CONFIG_FILE', `${where}.caFile: cannot read ${entry.caFile}`, { cause: err });
       }
     }
+    const pool = resolvePool(entry, client, where);
     try {
-      resolveClientOptions(client as never);
+      for (const url of pool.urls) resolveClientOptions({ ...client, url });
     } catch (err) {
       if (isWshubError(err, 'ERR_INVALID_OPTION')) {
         throw new WshubError('ERR_INVALID_OPTION', err.message.replace(/^upstream(\.|:)/, `${where}$1`).replace(/(^|; )upstream\./g, `$1${where}.`), { cause: err });
@@ -279,6 +288,9 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
       onUpstreamLoss: entry.onUpstreamLoss ?? c.onUpstreamLoss ?? DEFAULT_ON_UPSTREAM_LOSS[entry.adapter],
       required: entry.required,
       client: client as UpstreamConfig['client'],
+      pool,
+      sequenceField: entry.sequenceField,
+      idempotentMethods: entry.idempotentMethods,
     });
   }
   if (c.listen === undefined && c.tcp === undefined) {

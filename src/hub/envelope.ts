@@ -89,7 +89,7 @@ class EnvelopeConnection {
       session: this.connection.id,
       upstreams: host.upstreamNames().map((name) => {
         const up = host.upstream(name)!;
-        return { name, state: up.client.state, adapter: up.config.adapter };
+        return { name, state: up.state, adapter: up.config.adapter };
       }),
     });
   }
@@ -183,7 +183,7 @@ class EnvelopeConnection {
     const session = this.#live(f.upstream, group);
     if (session instanceof WshubError) return this.#error(session.code, session.message, f.id);
     const up = this.#upstreamOf.get(session)!;
-    if (up.client.state === 'closed' && f.op !== 'unsub') {
+    if (up.state === 'closed' && f.op !== 'unsub') {
       return this.#error('ERR_UPSTREAM_UNAVAILABLE', `upstream ${f.upstream} is closed: ${up.lastChange?.reason ?? ''}`, f.id);
     }
     this.#current = { id: f.id, failed: false };
@@ -335,6 +335,7 @@ export class EnvelopeServer {
       ...(change.attempt ? { attempt: change.attempt } : {}),
       ...(change.delayMs === undefined ? {} : { delayMs: change.delayMs }),
       ...(change.cause ? { cause: { code: change.cause.code, message: change.cause.message } } : {}),
+      ...(change.endpoint === undefined ? {} : { endpoint: change.endpoint }),
       ...(gap ? { gap } : {}),
       at: change.at,
     };

@@ -322,8 +322,8 @@ export class Hub extends EventEmitter<HubEvents> {
     }
     const up = this.#upstreamOf(peer.path);
     if (!up) return { status: 404, code: 'ERR_UNKNOWN_UPSTREAM', message: `unknown upstream in ${peer.path}; configured: ${[...this.#upstreams.keys()].join(', ')}` };
-    if (up.client.state === 'closed') return { status: 503, code: 'ERR_UPSTREAM_UNAVAILABLE', message: `upstream ${up.name} is closed: ${up.lastChange?.reason ?? ''}` };
-    if (up.config.onUpstreamLoss === 'close' && up.client.state !== 'open' && up.lastChange?.outage) {
+    if (up.state === 'closed') return { status: 503, code: 'ERR_UPSTREAM_UNAVAILABLE', message: `upstream ${up.name} is closed: ${up.lastChange?.reason ?? ''}` };
+    if (up.config.onUpstreamLoss === 'close' && up.state !== 'open' && up.lastChange?.outage) {
       return { status: 503, code: 'ERR_UPSTREAM_LOST', message: `upstream ${up.name} is down: ${up.lastChange.cause?.code ?? up.lastChange.reason}` };
     }
     const offered = parseProtocols(req.headers['sec-websocket-protocol']);

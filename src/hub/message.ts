@@ -10,13 +10,17 @@
  *   the message under that label. Whether the text is JSON is taken from the
  *   adapter when it parsed the message, else found out here, once.
  */
-import { encodeBinary, encodeJsonMessage, encodeTextMessage, isJson } from './envelope-codec.js';
+import { encodeBinary, encodeJsonMessage, encodeTextMessage, isJson, type Stamp } from './envelope-codec.js';
 import { frame, type Frame } from './frame.js';
 
 export class UpstreamMessage {
   readonly data: Buffer;
   readonly isBinary: boolean;
   readonly upstream: string;
+  /** The upstream connection it came from (envelope `epoch`). */
+  readonly epoch: number;
+  /** Its number in each audience's stream, by label (envelope `seq`). */
+  readonly #seqs = new Map<string | undefined, number>();
   #json: boolean | undefined;
   #frame: Frame | undefined;
   #envelopeTopic: string | undefined;
@@ -24,11 +28,17 @@ export class UpstreamMessage {
   /** A second label (a raw upstream's `*` and a topic), rarely needed. */
   #others: Map<string | undefined, Frame> | undefined;
 
-  constructor(upstream: string, data: Buffer, isBinary: boolean, json?: boolean) {
+  constructor(upstream: string, data: Buffer, isBinary: boolean, json: boolean | undefined, epoch: number) {
     this.upstream = upstream;
+    this.epoch = epoch;
     this.data = data;
     this.isBinary = isBinary;
     this.#json = json;
+  }
+
+  /** Number it in the stream of the audience labelled `topic` (before it is delivered there). */
+  numbered(topic: string | undefined, seq: number): void {
+    this.#seqs.set(topic, seq);
   }
 
   /** The upstream's own bytes, framed once. */
@@ -50,13 +60,15 @@ export class UpstreamMessage {
   }
 
   #wrap(topic: string | undefined): Frame {
-    return wrapEnvelope(this.upstream, topic, this.data, this.isBinary, (this.#json ??= !this.isBinary && isJson(this.data)));
+    const seq = this.#seqs.get(topic);
+    const stamp = seq === undefined ? undefined : { epoch: this.epoch, seq };
+    return wrapEnvelope(this.upstream, topic, this.data, this.isBinary, (this.#json ??= !this.isBinary && isJson(this.data)), stamp);
   }
 }
 
 /** Wrap a payload for envelope sessions: JSON text spliced in as `data`, other text as `text`, binary in the binary layout. */
-export function wrapEnvelope(upstream: string, topic: string | undefined, payload: Buffer, isBinary: boolean, json: boolean): Frame {
-  if (isBinary) return frame(encodeBinary(upstream, topic ?? '', payload), true);
-  if (json) return frame(encodeJsonMessage(upstream, topic, payload), false);
-  return frame(encodeTextMessage(upstream, topic, payload.toString('utf8')), false);
+export function wrapEnvelope(upstream: string, topic: string | undefined, payload: Buffer, isBinary: boolean, json: boolean, stamp?: Stamp): Frame {
+  if (isBinary) return frame(encodeBinary(upstream, topic ?? '', payload, stamp), true);
+  if (json) return frame(encodeJsonMessage(upstream, topic, payload, stamp), false);
+  return frame(encodeTextMessage(upstream, topic, payload.toString('utf8'), stamp), false);
 }

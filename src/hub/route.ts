@@ -9,7 +9,7 @@
  * {@link RouteLink} sends frames (the upstream connection, or another hub
  * that holds it), and `fromUpstream` takes messages from any source.
  */
-import type { Adapter, AdapterHost, Membership, Outcome, Publish, Reply, SessionHandle, UpstreamFrame } from '../adapters/types.js';
+import type { Adapter, AdapterHost, ControlIntent, Membership, Outcome, Publish, Reply, SessionHandle, UpstreamFrame } from '../adapters/types.js';
 import { WshubError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import type { SendResult } from '../upstream/types.js';
@@ -21,8 +21,13 @@ import type { Session } from './session.js';
 export interface RouteLink {
   /** Send a frame upstream; `tag` comes back with a later drop of it (`Route.sendDropped`). */
   send(frame: UpstreamFrame, tag: SendTag): SendResult;
+  /** Subscribes and unsubscribes to place, pace and combine (the pool renders them through the adapter). */
+  control(intents: readonly ControlIntent[]): void;
   isOpen(): boolean;
 }
+
+/** Whether an upstream publish goes out (undefined) or is held back, and why (a failback's overlap, handover.ts). */
+export type Admit = (topic: string | undefined, seq: number | undefined) => ErrorCode | undefined;
 
 /** What travels with a frame sent upstream, to account for it if it never arrives. */
 export interface SendTag {
@@ -184,8 +189,8 @@ export class Route implements AdapterHost {
   }
 
   // ── upstream ───────────────────────────────────────────────────────────
-  /** A message from the upstream (or from whatever source stands in for it). */
-  fromUpstream(data: Buffer, isBinary: boolean): void {
+  /** A message from the upstream (or from whatever source stands in for it); `admit` may hold its publish back. */
+  fromUpstream(data: Buffer, isBinary: boolean, admit?: Admit, epoch = 0): void {
     this.counters.received++;
     let outcome: Outcome;
     try {
@@ -196,10 +201,14 @@ export class Route implements AdapterHost {
       this.#log.error({ err }, 'routing an upstream message failed; message dropped');
       return;
     }
-    const publish = outcome.publish;
+    let publish = outcome.publish;
+    if (admit && (publish?.to === 'topic' || publish?.to === 'everyone')) {
+      const held = admit(publish.to === 'topic' ? publish.topic : undefined, publish.to === 'topic' ? publish.seq : undefined);
+      if (held) publish = { to: 'none', reason: held };
+    }
     let delivered = this.#apply(outcome, undefined, undefined);
-    for (const part of outcome.broadcast ?? []) delivered += this.#publish({ to: 'everyone' }, new UpstreamMessage(this.upstream, part, false, true));
-    if (publish?.to === 'topic' || publish?.to === 'everyone') delivered += this.#publish(publish, new UpstreamMessage(this.upstream, data, isBinary, outcome.json));
+    for (const part of outcome.broadcast ?? []) delivered += this.#publish({ to: 'everyone' }, new UpstreamMessage(this.upstream, part, false, true, epoch));
+    if (publish?.to === 'topic' || publish?.to === 'everyone') delivered += this.#publish(publish, new UpstreamMessage(this.upstream, data, isBinary, outcome.json, epoch));
     if (delivered > 0) this.counters.routed++;
     else if (publish?.to === 'hub') this.counters.consumed++;
     else this.#count(publish?.to === 'none' ? publish.reason : 'ERR_UNROUTED');
@@ -219,12 +228,19 @@ export class Route implements AdapterHost {
     if (tag.adapterTag !== undefined) this.#guard('sent', () => this.#adapter.sent?.(tag.adapterTag));
   }
 
-  opened(reconnect: boolean): void {
-    this.#applyFrom('opened', () => this.#adapter.opened(reconnect));
+  /** A connection (re)opened; `only`: the topics it carries. */
+  opened(reconnect: boolean, only?: readonly string[]): void {
+    this.#applyFrom('opened', () => this.#adapter.opened(reconnect, only));
   }
 
-  down(cause: WshubError | undefined, final: boolean): void {
-    this.#applyFrom('down', () => this.#adapter.down(cause, final));
+  /** A connection went down; `scope`: whether it carried the requests, and its topics. */
+  down(cause: WshubError | undefined, final: boolean, scope?: { primary: boolean; topics?: readonly string[] }): void {
+    this.#applyFrom('down', () => this.#adapter.down(cause, final, scope));
+  }
+
+  /** A failback's new connection opened: subscriptions are made again on it. */
+  migrate(): void {
+    this.#applyFrom('migrate', () => this.#adapter.migrate?.());
   }
 
   // ── stats ──────────────────────────────────────────────────────────────
@@ -271,7 +287,9 @@ export class Route implements AdapterHost {
   #apply(outcome: Outcome, origin: unknown, from: Session | undefined): number {
     for (const m of outcome.join ?? []) this.#join(m.session as Session, m.topic);
     for (const m of outcome.leave ?? []) this.#leave(m.session as Session, m.topic);
+    if (outcome.control && outcome.control.length > 0) this.#link.control(outcome.control);
     if (outcome.upstream && outcome.upstream.length > 0) this.#sendUpstream(outcome.upstream, origin, from);
+    else if (from && outcome.control && outcome.control.length > 0) from.ledger.forwarded++;
     else if (from) {
       const refusal = outcome.errors?.find((e) => e.session === from)?.error;
       if (refusal) from.ledger.refused[refusal.code] = (from.ledger.refused[refusal.code] ?? 0) + 1;

@@ -7,6 +7,7 @@
 import type { ErrorCode } from '../errors.js';
 import type { StateChange, UpstreamStats } from '../upstream/types.js';
 import type { PacerStats } from './pacer.js';
+import type { PoolStats } from './pool.js';
 import type { RouteCounters } from './route.js';
 import type { HubUpstream } from './upstream.js';
 
@@ -31,6 +32,8 @@ export interface HubUpstreamStats {
   gapStart: number | undefined;
   /** Reading paced by the sessions: paused now, how often, for how long. */
   pacing: PacerStats;
+  /** Endpoints, connections (shards), failovers, failbacks, paced frames. */
+  pool: PoolStats;
   ledger: UpstreamLedger;
 }
 
@@ -43,7 +46,7 @@ export interface UpstreamLedger {
 }
 
 export function upstreamStats(up: HubUpstream): HubUpstreamStats {
-  const client = up.client.stats();
+  const client = up.stats();
   const c: RouteCounters = up.route.counters;
   const unrouted = Object.values(c.unrouted).reduce((a, b) => a + b, 0);
   return {
@@ -63,6 +66,7 @@ export function upstreamStats(up: HubUpstream): HubUpstreamStats {
     history: [...up.history],
     gapStart: up.gapStart,
     pacing: up.pacerStats(),
+    pool: up.poolStats(),
     ledger: {
       in: { received: c.received, routed: c.routed, consumed: c.consumed, unrouted: { ...c.unrouted }, replies: c.replies, deliveries: c.deliveries },
       out: client.sends ?? { accepted: 0, sent: 0, dropped: 0, held: 0, heldBytes: 0 },

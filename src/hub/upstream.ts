@@ -1,6 +1,7 @@
 /**
- * One configured upstream inside the hub: its ResilientWebSocket, its route
- * and adapter, and flow control in both directions.
+ * One configured upstream inside the hub: its pool of connections (one
+ * ResilientWebSocket per endpoint and shard, pool.ts), its route and adapter,
+ * and flow control in both directions.
  *
  * - Upstream → workers: a {@link ReadPacer} pauses reading the upstream while
  *   a session it feeds is behind (see pacer.ts).
@@ -17,10 +18,12 @@ import { RawAdapter } from '../adapters/raw.js';
 import type { Adapter, AdapterHost, UpstreamFrame } from '../adapters/types.js';
 import { ERROR_CATALOG, WshubError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
-import { ResilientWebSocket } from '../upstream/resilient.js';
+import type { ResilientWebSocket } from '../upstream/resilient.js';
 import type { SendResult, StateChange, UpstreamStats } from '../upstream/types.js';
 import type { UpstreamConfig } from './config.js';
+import { Handover } from './handover.js';
 import { ReadPacer, type PacerStats } from './pacer.js';
+import { Pool, type PoolStats } from './pool.js';
 import { Route, type SendTag } from './route.js';
 
 /** Builds the adapter of an upstream. */
@@ -38,6 +41,7 @@ export const ADAPTERS: Record<UpstreamConfig['adapter'], AdapterFactory> = {
       ...(config.errorField === undefined ? {} : { errorField: config.errorField }),
       ...(config.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: config.requestTimeoutMs }),
       ...(config.maxInFlight === undefined ? {} : { maxInFlight: config.maxInFlight }),
+      ...(config.sequenceField === undefined ? {} : { sequenceField: config.sequenceField }),
     }),
   jsonrpc: (host, config) => JsonRpcAdapter.fromConfig(host, config),
 };
@@ -63,7 +67,7 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
   readonly name: string;
   /** Replaced in place by a reload that only changes policies and limits. */
   config: UpstreamConfig;
-  readonly client: ResilientWebSocket;
+  readonly pool: Pool;
   readonly route: Route;
   readonly adapter: Adapter;
   readonly pacer: ReadPacer;
@@ -76,9 +80,9 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
   readonly history: StateChange[] = [];
   readonly #log: Logger;
   readonly #readerOf: HubUpstreamOptions['readerOf'];
-  /** Worker connections whose reading this upstream paused; resumed on the client's drain. */
+  readonly #handover: Handover;
+  /** Worker connections whose reading this upstream paused; resumed on drain. */
   readonly #paused = new Set<PausableReader>();
-  #opened = false;
   #sending = false;
 
   constructor(config: UpstreamConfig, options: HubUpstreamOptions) {
@@ -87,26 +91,54 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     this.config = config;
     this.#log = options.logger.child({ upstream: config.name });
     this.#readerOf = options.readerOf;
-    // The client adds its own `upstream` field to every line; giving it the child logger would print it twice.
-    this.client = new ResilientWebSocket({ ...(config.client as { url: string }), logger: options.logger });
     this.route = new Route({
       name: config.name,
       logger: this.#log,
-      link: { send: (frame, tag) => this.#send(frame, tag), isOpen: () => this.client.state === 'open' },
+      link: {
+        send: (frame, tag) => this.#send(frame, tag),
+        control: (intents) => this.pool.control(intents),
+        isOpen: () => this.pool.state === 'open',
+      },
     });
     this.adapter = ADAPTERS[config.adapter](this.route, config);
     this.route.adapter = this.adapter;
-    this.pacer = new ReadPacer(this.client, options.slowAfterMs);
-
-    this.client.on('message', (data, isBinary) => this.route.fromUpstream(data, isBinary));
-    this.client.on('open', () => {
-      const reconnect = this.#opened;
-      this.#opened = true;
-      this.route.opened(reconnect);
+    this.#handover = new Handover(config.sequenceField !== undefined);
+    // The clients add their own `upstream` field to every line; giving them the child logger would print it twice.
+    const { url: _url, ...client } = config.client;
+    this.pool = new Pool({
+      name: config.name,
+      config: config.pool,
+      client: { ...client, logger: options.logger },
+      logger: options.logger,
+      render: (kind, parts) => this.adapter.renderControl?.(kind, parts),
+      dropped: (parts) => this.route.apply(this.adapter.controlDropped?.(parts) ?? {}),
+      topicsPerFrame: () => this.adapter.topicsPerFrame ?? Infinity,
+      pending: () => this.adapter.pendingSubscriptions?.() ?? 0,
+      exactHandover: config.sequenceField !== undefined,
     });
-    this.client.on('state', (change) => this.#onState(change));
-    this.client.on('sent', (tag) => this.route.sendSent(tag as SendTag));
-    this.client.on('drop', (notice) => {
+    this.pacer = new ReadPacer(this.pool, options.slowAfterMs);
+
+    const handover = this.#handover;
+    this.pool.on('message', (data, isBinary, source, epoch) => {
+      if (source === 'current' && !handover.busy) this.route.fromUpstream(data, isBinary, undefined, epoch);
+      else this.route.fromUpstream(data, isBinary, (topic, seq) => handover.admit(source, topic, seq), epoch);
+    });
+    this.pool.on('opened', (reconnect, only) => {
+      handover.reset();
+      this.route.opened(reconnect, only);
+    });
+    this.pool.on('down', (cause, final, primary, only) => this.route.down(cause, final, { primary, ...(only ? { topics: only } : {}) }));
+    this.pool.on('migrate', () => {
+      handover.begin();
+      this.route.migrate();
+    });
+    this.pool.on('switched', () => {
+      handover.switched();
+      this.adapter.migrated?.();
+    });
+    this.pool.on('state', (change) => this.#onState(change));
+    this.pool.on('sent', (tag) => this.route.sendSent(tag as SendTag));
+    this.pool.on('drop', (notice) => {
       // A refusal inside send() comes back in its result, which the route handles: counted once.
       if (this.#sending) return;
       const tag = notice.tag as SendTag | undefined;
@@ -114,15 +146,47 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
       if (!tag) return;
       this.route.sendDropped(tag, new WshubError(notice.reason, `message to upstream ${this.name} not sent: ${ERROR_CATALOG[notice.reason].summary}`, { details: { bytes: notice.bytes } }));
     });
-    this.client.on('drain', () => this.#resumeSenders());
+    this.pool.on('drain', () => this.#resumeSenders());
+    this.pool.on('endpoint', (change) => this.#log.info({ event: change.reason, from: change.from, to: change.to }, `endpoint ${change.reason}`));
+  }
+
+  /** The first connection of the pool: it answers for the upstream's negotiated subprotocol. */
+  get client(): ResilientWebSocket {
+    return this.pool.primary;
+  }
+
+  /** The logical upstream's state: its first connection's, across failovers. */
+  get state(): StateChange['to'] {
+    return this.pool.state;
   }
 
   start(): void {
-    this.client.connect();
+    this.pool.start();
   }
 
+  /** The first connection's stats, with the sends of every connection the pool used summed into `sends`. */
   stats(): UpstreamStats {
-    return this.client.stats();
+    const primary = this.client.stats();
+    const sends = { accepted: 0, sent: 0, dropped: 0, held: 0, heldBytes: 0 };
+    for (const c of this.pool.clientStats()) {
+      const s = c.sends;
+      if (!s) continue;
+      // What one connection handed over to another is accepted once, by the one that ends it.
+      sends.accepted += s.accepted - (s.handedOver ?? 0);
+      sends.sent += s.sent;
+      sends.dropped += s.dropped;
+      sends.held += s.held;
+      sends.heldBytes += s.heldBytes;
+    }
+    const queued = this.pool.queued;
+    sends.accepted += queued.messages;
+    sends.held += queued.messages;
+    sends.heldBytes += queued.bytes;
+    return { ...primary, state: this.pool.state, sends };
+  }
+
+  poolStats(): PoolStats {
+    return this.pool.stats();
   }
 
   pacerStats(): PacerStats {
@@ -133,21 +197,21 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
   async close(code: number, reason: string): Promise<void> {
     this.pacer.close();
     this.#resumeSenders();
-    await this.client.close(code, reason);
+    await this.pool.close(code, reason);
   }
 
   destroy(): void {
     this.pacer.close();
     this.#resumeSenders();
-    this.client.destroy();
+    this.pool.destroy();
   }
 
-  /** Refusals come back in the result (the route tells the sender); later drops through the client's `drop` event. */
+  /** Refusals come back in the result (the route tells the sender); later drops through the pool's `drop` event. */
   #send(frame: UpstreamFrame, tag: SendTag): SendResult {
     this.#sending = true;
     let result: SendResult;
     try {
-      result = this.client.send(frame.data, { binary: frame.isBinary, tag });
+      result = this.pool.send(frame, tag);
     } finally {
       this.#sending = false;
     }
@@ -171,12 +235,7 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     this.lastChange = change;
     this.history.push(change);
     if (this.history.length > 50) this.history.shift();
-    if (change.from === 'open' && change.to !== 'open') {
-      this.gapStart = change.at;
-      this.route.down(change.cause, change.to === 'closed');
-    } else if (change.to === 'closed' && change.from !== 'open') {
-      this.route.down(change.cause, true);
-    }
+    if (change.from === 'open' && change.to !== 'open') this.gapStart = change.at;
     if (change.to === 'open') {
       if (this.gapStart !== undefined) this.lastGap = { start: this.gapStart, end: change.at };
       this.gapStart = undefined;
@@ -184,4 +243,3 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     this.emit('state', change);
   }
 }
-

@@ -41,6 +41,8 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
   readonly #sender: Sender;
   /** Messages given to send() over the client's life: each ends sent, dropped (by reason) or still held. */
   #accepted = 0;
+  /** Messages taken out of the outage queue to be sent elsewhere (takeQueued). */
+  #handedOver = 0;
   /** Reading paused by the caller (`pause()`): applies to every connection until `resume()`. */
   #readPaused = false;
   readonly #counters = new Counters();
@@ -159,6 +161,18 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     return this.#readPaused;
   }
 
+  /**
+   * Take the messages waiting for a connection (the outage queue) out, in
+   * order, to send them elsewhere — an upstream pool moving to another
+   * endpoint. Expired ones are dropped first, as always. The rest count as
+   * handed over (`stats().sends.handedOver`): neither sent nor dropped here.
+   */
+  takeQueued(): SendItem[] {
+    const items = this.#outbox.takeAll();
+    this.#handedOver += items.length;
+    return items;
+  }
+
   /** Bytes held for the upstream while open (written to ws but not to the kernel, or waiting for room). */
   get bufferedBytes(): number {
     return this.#sender.bytes;
@@ -231,8 +245,9 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
       accepted: this.#accepted,
       sent: snapshot.messagesOut,
       dropped,
-      held: this.#accepted - snapshot.messagesOut - dropped,
+      held: this.#accepted - snapshot.messagesOut - dropped - this.#handedOver,
       heldBytes: this.#sender.bytes + this.#outbox.bytes,
+      handedOver: this.#handedOver,
     };
     return snapshot;
   }

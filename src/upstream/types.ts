@@ -25,6 +25,8 @@ export interface StateChange {
   cause?: WshubError;
   /** True when the failure is past `concealFailures` and should be reported as an outage. */
   outage?: boolean;
+  /** The endpoint the change concerns (an upstream pool names it; secrets redacted). */
+  endpoint?: string;
   /** Epoch ms of the change. */
   at: number;
 }
@@ -153,7 +155,7 @@ export interface UpstreamStats {
    * (handed to the kernel) + `dropped` (by reason in `dropped`) + `held`
    * (still in the outage queue, waiting for room, or being written).
    */
-  sends?: { accepted: number; sent: number; dropped: number; held: number; heldBytes: number };
+  sends?: { accepted: number; sent: number; dropped: number; held: number; heldBytes: number; handedOver?: number };
 }
 
 /** Backoff between attempts: exponential with full jitter. */
