@@ -1,6 +1,7 @@
 /**
  * The `wshub` command line: serve, demo, status, tail.
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { isWshubError } from '../errors.js';
 import { demo } from './demo.js';
@@ -17,9 +18,16 @@ function positiveInt(value: string): number {
   return n;
 }
 
+/** The package's version, read from its package.json (dist/src/cli → the package root). */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+}
+
 export function buildProgram(): Command {
   const program = new Command('wshub')
     .description('Hold upstream WebSocket connections robustly and share each with many local workers.')
+    .version(packageVersion(), '-V, --version', 'print the version and exit')
     .showHelpAfterError()
     .exitOverride();
 
