@@ -77,6 +77,9 @@ export const ERROR_CATALOG = {
   ERR_ENVELOPE_INVALID: { summary: 'An envelope frame has a missing or invalid field (the message names it).' },
   ERR_ENVELOPE_TOO_LARGE: { summary: 'An envelope frame exceeded maxEnvelopeBytes; it was ignored and the session kept.' },
   ERR_DUPLICATE_REQUEST: { summary: 'A `req` reused the id of a request still in flight on the same upstream.' },
+
+  // ── command line (wshub status, tail) ───────────────────────────────────
+  ERR_HUB_UNREACHABLE: { summary: 'The hub\'s HTTP address or worker socket did not answer (not running, wrong address, no permission).' },
 } as const satisfies Record<string, { summary: string; closeCode?: number }>;
 
 /** A stable wshub error code. */

@@ -9,6 +9,7 @@ import { Hub } from '../hub/hub.js';
 import { parseReadyWhen, type ReadyWhen } from '../observe/health.js';
 import { HubHttpServer } from '../observe/http.js';
 import { createLogger, type Logger } from '../observe/log.js';
+import { CliFailure, HeldStdout } from './report.js';
 
 export interface ServeFlags {
   config?: string;
@@ -21,6 +22,8 @@ export interface ServeFlags {
   token?: string;
   /** Which upstreams must be open for /healthz to answer 200: all | any | none | name,name. */
   readyWhen?: string;
+  /** `--allow-remote-without-token`: a non-loopback `--tcp` without `--token` (trusted networks only). */
+  allowRemoteWithoutToken?: boolean;
 }
 
 /** Merge flags over the file's contents; flags win. */
@@ -34,6 +37,7 @@ export function buildRawConfig(flags: ServeFlags): Record<string, unknown> {
   if (flags.logLevel) out.logLevel = flags.logLevel;
   if (flags.token) out.token = flags.token;
   if (flags.readyWhen) out.readyWhen = flags.readyWhen;
+  if (flags.allowRemoteWithoutToken) out.allowRemoteWithoutToken = true;
   const upstreams = { ...((out.upstreams as Record<string, Record<string, unknown>> | undefined) ?? {}) };
   for (const spec of flags.upstream ?? []) {
     const eq = spec.indexOf('=');
@@ -57,8 +61,8 @@ export interface RunningHub {
 }
 
 /** The daemon's logger: human-readable (pino-pretty) on a terminal, JSON lines into pipes and files. */
-export function daemonLogger(config: HubConfig): Logger {
-  return createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true });
+export function daemonLogger(config: HubConfig, destination?: HeldStdout): Logger {
+  return createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true, ...(destination ? { destination } : {}) });
 }
 
 export interface StartHubOptions {
@@ -74,22 +78,22 @@ export async function startHub(config: HubConfig, logger: Logger = daemonLogger(
   // Built before start(): a bad --ready-when must fail before anything listens or dials.
   if (config.http) http = new HubHttpServer(hub, options.readyWhen === undefined ? {} : { readyWhen: options.readyWhen });
   else if (options.readyWhen !== undefined) logger.warn('--ready-when has no effect without --http');
+  // The HTTP address is bound first: a port in use must stop the start before any upstream is dialed.
+  if (config.http && http) {
+    try {
+      httpAddress = await http.listen(config.http.host, config.http.port);
+    } catch (err) {
+      await http.close();
+      throw err;
+    }
+  }
   try {
     await hub.start();
   } catch (err) {
     await http?.close();
     throw err;
   }
-  if (config.http && http) {
-    try {
-      httpAddress = await http.listen(config.http.host, config.http.port);
-    } catch (err) {
-      hub.destroy();
-      await http.close();
-      throw err;
-    }
-    logger.info({ http: `http://${httpAddress.host}:${httpAddress.port}/` }, 'status and metrics listening');
-  }
+  if (httpAddress) logger.info({ http: `http://${httpAddress.host}:${httpAddress.port}/` }, 'status and metrics listening');
   let closing: Promise<void> | undefined;
   return {
     hub,
@@ -143,6 +147,14 @@ export function handleSignals(running: RunningHub, reload: (() => HubConfig) | u
 export async function serve(flags: ServeFlags): Promise<void> {
   const config = resolveConfig(buildRawConfig(flags));
   const readyWhen = config.readyWhen === undefined ? undefined : parseReadyWhen(config.readyWhen);
-  const running = await startHub(config, daemonLogger(config), readyWhen === undefined ? {} : { readyWhen });
+  // Log lines of a failed start come after the one-line error, not before it.
+  const stdout = new HeldStdout();
+  let running: RunningHub;
+  try {
+    running = await startHub(config, daemonLogger(config, stdout), readyWhen === undefined ? {} : { readyWhen });
+  } catch (err) {
+    throw new CliFailure(err, () => stdout.release());
+  }
+  stdout.release();
   handleSignals(running, flags.config ? () => resolveConfig(buildRawConfig(flags)) : undefined);
 }

@@ -14,6 +14,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from '../zod.js';
+import { WshubError, errnoOf } from '../errors.js';
 import type { Hub } from '../hub/hub.js';
 import { parseOptions } from '../options.js';
 import { ASSETS, sendAsset } from './assets.js';
@@ -106,11 +107,13 @@ export class HubHttpServer {
     return { ...s, connections: deepest, connectionsTotal: s.connections.length };
   }
 
+  /** Rejects with ERR_LISTEN_ADDRESS_IN_USE or ERR_LISTEN_FAILED naming the address (`http 127.0.0.1:7071`) and what to do. */
   async listen(host: string, port: number): Promise<{ host: string; port: number }> {
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
+      const onError = (err: Error): void => reject(httpListenError(err, host, port));
+      this.server.once('error', onError);
       this.server.listen(port, host, () => {
-        this.server.off('error', reject);
+        this.server.off('error', onError);
         resolve();
       });
     });
@@ -150,6 +153,17 @@ export class HubHttpServer {
         else res.destroy();
       });
   }
+}
+
+function httpListenError(err: Error, host: string, port: number): WshubError {
+  const errno = errnoOf(err);
+  const address = `http ${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const details = { address, errno };
+  if (errno === 'EADDRINUSE') {
+    return new WshubError('ERR_LISTEN_ADDRESS_IN_USE', `${address} is in use (another wshub or another program listens there; choose another --http HOST:PORT)`, { cause: err, details });
+  }
+  const hint = errno === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : errno === 'EADDRNOTAVAIL' ? ' (no local interface has this address)' : '';
+  return new WshubError('ERR_LISTEN_FAILED', `${address}: cannot listen: ${errno ?? err.message}${hint}`, { cause: err, details });
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

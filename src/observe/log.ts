@@ -10,52 +10,14 @@
  */
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 import PinoPretty from 'pino-pretty';
+import { REDACTED, SECRET_HEADERS, redactHeaders, redactUrl } from '../redact.js';
 
 export type { Logger };
 
 /** A logger that drops everything: the library default. */
 export const silentLogger: Logger = pino({ level: 'silent' });
 
-/** Query parameters whose values are replaced by `[REDACTED]` in logged URLs. */
-const SECRET_PARAM = /(token|key|secret|pass|auth|sig|signature|session|credential)/i;
-
-/** What replaces a secret in logs, /status and metrics. */
-export const REDACTED = '[REDACTED]';
-
-/**
- * A URL safe to log: user info and the values of secret-looking query
- * parameters replaced by `[REDACTED]`. Never throws; an unparsable string is
- * returned with anything after `?` removed.
- */
-export function redactUrl(input: string): string {
-  let url: URL;
-  try {
-    url = new URL(input);
-  } catch {
-    const q = input.indexOf('?');
-    return q === -1 ? input : `${input.slice(0, q)}?${REDACTED}`;
-  }
-  if (url.username) url.username = 'REDACTED';
-  if (url.password) url.password = 'REDACTED';
-  for (const name of [...url.searchParams.keys()]) {
-    if (SECRET_PARAM.test(name)) url.searchParams.set(name, 'REDACTED');
-  }
-  return url.toString().replace(/REDACTED/g, REDACTED);
-}
-
-/** Header names whose values never reach a log line. */
-export const SECRET_HEADERS = ['authorization', 'cookie', 'set-cookie', 'proxy-authorization', 'sec-websocket-protocol', 'x-api-key'];
-
-/** A copy of a header map with the values of credential headers (any case) replaced by `[REDACTED]`. */
-export function redactHeaders(headers: unknown): unknown {
-  if (!headers || typeof headers !== 'object' || Array.isArray(headers)) return headers;
-  const out: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(headers as Record<string, unknown>)) {
-    const lower = name.toLowerCase();
-    out[name] = SECRET_HEADERS.includes(lower) || SECRET_PARAM.test(lower) ? REDACTED : value;
-  }
-  return out;
-}
+export { REDACTED, SECRET_HEADERS, redactHeaders, redactUrl } from '../redact.js';
 
 export interface CreateLoggerOptions {
   /** @default 'info' */
@@ -95,6 +57,9 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
         sync: true,
         translateTime: 'SYS:HH:MM:ss.l',
         ignore: 'pid,hostname,name',
+        // One line per event on a terminal too: nested fields (addresses, err) inline, not one line per key.
+        singleLine: true,
+        errorLikeObjectKeys: [],
         ...(options.destination ? { destination: options.destination as NodeJS.WritableStream } : {}),
       })
     : options.destination;
