@@ -87,7 +87,8 @@ export type UpstreamConfig = {
   client: Record<string, unknown> & { url: string };
 };
 
-const upstreamSchema = z.looseObject(hubUpstreamKeys);
+/** An upstream entry's hub keys; the rest are ResilientWebSocket options (`UPSTREAM_OPTIONS_SCHEMA`). */
+export const upstreamSchema = z.looseObject(hubUpstreamKeys);
 
 const serverKeys = z.strictObject({
   handshakeTimeoutMs: z.number().int().positive().optional(),
@@ -101,7 +102,8 @@ const serverKeys = z.strictObject({
   tokenOnUnix: z.boolean().optional(),
 });
 
-const configSchema = z.strictObject({
+/** The config file's schema; docs/config.md documents every key (a test walks this). */
+export const configSchema = z.strictObject({
   listen: z.string().min(1).optional(),
   tcp: hostPort.optional(),
   http: hostPort.optional(),
