@@ -33,7 +33,7 @@ async function demo(workers: number, path: string): Promise<string> {
   await eventually(() => workers === 0 || /\[worker-1\]/.test(out), 'worker output', 15_000).catch(() => undefined);
   await sleep(1500);
   child.kill('SIGTERM');
-  const [code] = await once(child, 'exit');
+  const [code] = (await once(child, 'exit')) as [number | null];
   assert.equal(code, 0, out);
   return out;
 }

@@ -27,7 +27,7 @@ function keyPaths(node: unknown, prefix: string): string[] {
   const inner = unwrap(node);
   const out: string[] = [];
   if (inner instanceof z.ZodObject) {
-    for (const [key, child] of Object.entries(inner.shape as Record<string, unknown>)) {
+    for (const [key, child] of Object.entries(inner.shape)) {
       const path = prefix ? `${prefix}.${key}` : key;
       out.push(path, ...keyPaths(child, path));
     }
