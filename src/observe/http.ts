@@ -20,6 +20,7 @@ import { parseOptions } from '../options.js';
 import { ASSETS, sendAsset } from './assets.js';
 import { DEFAULT_EVENTS_INTERVAL_MS, DEFAULT_MAX_EVENT_CLIENTS, StatsEvents } from './events.js';
 import { checkReadyWhen, DEFAULT_READY_WHEN, type ReadyWhen } from './health.js';
+import { DEFAULT_HISTORY_SAMPLES, TrafficHistory } from './history.js';
 import { EventLoopMonitor } from './loop.js';
 import { DEFAULT_MAX_TOPIC_LABELS, HubMetrics } from './metrics.js';
 import { observe, type ObservedStats } from './snapshot.js';
@@ -42,6 +43,8 @@ export interface HubHttpOptions {
   maxEventClients?: number;
   /** @default 200 */
   pageMaxConnections?: number;
+  /** Traffic samples (one per `eventsIntervalMs`) kept for the page's charts; 0 keeps none. @default 300 */
+  historySamples?: number;
 }
 
 const httpOptionsSchema = z.strictObject({
@@ -50,6 +53,7 @@ const httpOptionsSchema = z.strictObject({
   eventsIntervalMs: z.number().int().min(50).default(DEFAULT_EVENTS_INTERVAL_MS),
   maxEventClients: z.number().int().min(1).default(DEFAULT_MAX_EVENT_CLIENTS),
   pageMaxConnections: z.number().int().min(0).default(DEFAULT_PAGE_MAX_CONNECTIONS),
+  historySamples: z.number().int().min(0).max(100_000).default(DEFAULT_HISTORY_SAMPLES),
 });
 
 /** What the status page receives: the snapshot with the connection list trimmed to the deepest queues. */
@@ -62,6 +66,7 @@ export class HubHttpServer {
   readonly routes = new Map<string, RouteHandler>();
   readonly metrics: HubMetrics;
   readonly events: StatsEvents;
+  readonly history: TrafficHistory;
   readonly options: Readonly<Required<HubHttpOptions>>;
   readonly #hub: Hub;
   readonly #loop = new EventLoopMonitor();
@@ -72,9 +77,11 @@ export class HubHttpServer {
     this.options = parseOptions(httpOptionsSchema, options, 'http');
     checkReadyWhen(this.options.readyWhen, hub.config.upstreams.map((u) => u.name));
     this.metrics = new HubMetrics(() => this.snapshot(), { maxTopicLabels: this.options.maxTopicLabels });
+    this.history = new TrafficHistory({ hub, intervalMs: this.options.eventsIntervalMs, maxSamples: this.options.historySamples });
     this.events = new StatsEvents({
       hub,
       payload: () => this.pageSnapshot(),
+      history: () => this.history.series(),
       intervalMs: this.options.eventsIntervalMs,
       maxClients: this.options.maxEventClients,
     });
@@ -125,6 +132,7 @@ export class HubHttpServer {
   async close(): Promise<void> {
     this.#closing ??= (async () => {
       this.events.close();
+      this.history.close();
       this.#loop.stop();
       this.server.closeAllConnections();
       if (!this.server.listening) return;
