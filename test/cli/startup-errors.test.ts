@@ -25,9 +25,10 @@ interface Run { status: number | null; stdout: string; stderr: string; merged: s
 
 /** Run the CLI with stdout and stderr merged into one pipe (as a terminal shows them), and apart. */
 function wshub(args: string[], env: Record<string, string> = {}): Run {
-  const opts = { encoding: 'utf8' as const, timeout: 15_000, env: { ...process.env, ...env } };
+  // SIGKILL on timeout, and `exec`: a daemon that does not exit must not keep the pipe (and the test) open.
+  const opts = { encoding: 'utf8' as const, timeout: 15_000, killSignal: 'SIGKILL' as const, env: { ...process.env, ...env } };
   const apart = spawnSync(process.execPath, [BIN, ...args], opts);
-  const merged = spawnSync('/bin/sh', ['-c', '"$0" "$@" 2>&1', process.execPath, BIN, ...args], opts);
+  const merged = spawnSync('/bin/sh', ['-c', 'exec "$0" "$@" 2>&1', process.execPath, BIN, ...args], opts);
   return { status: apart.status, stdout: apart.stdout, stderr: apart.stderr, merged: merged.stdout };
 }
 
