@@ -5,7 +5,7 @@
  *
  * Usage: node dist/examples/hubclient-worker.js <socket-path> [upstream] [topic] [name]
  *
- * In your own project: `import { HubClient } from 'wshub';`
+ * In your own project: `import { HubClient } from 'wshub/client';`
  */
 import { HubClient } from '../src/index.js';
 

@@ -106,6 +106,9 @@ export const ERROR_CATALOG = {
   ERR_CLUSTER_BUCKET: { summary: 'The cluster\'s KV bucket cannot be created or opened, or its TTL differs from leaseTtlMs (hubs disagree on the config).' },
   ERR_CLUSTER_NO_HOLDER: { summary: 'A forwarded send or request found no hub holding the upstream (NATS reported no responders).' },
   ERR_CLUSTER_REQUEST_TIMEOUT: { summary: 'The hub holding the upstream did not answer a forwarded send or request within its timeout.' },
+
+  // ── command line (wshub status, tail) ───────────────────────────────────
+  ERR_HUB_UNREACHABLE: { summary: 'The hub\'s HTTP address or worker socket did not answer (not running, wrong address, no permission).' },
 } as const satisfies Record<string, { summary: string; closeCode?: number }>;
 
 /** A stable wshub error code. */

@@ -27,4 +27,4 @@ export { HubHttpServer, type HubHttpOptions } from './observe/http.js';
 export { HubMetrics, type MetricsOptions } from './observe/metrics.js';
 export type { ObservedStats, ObservedUpstream, TopicTraffic } from './observe/snapshot.js';
 export { createLogger, redactUrl, type Logger, type CreateLoggerOptions } from './observe/log.js';
-export { Redactor } from './observe/redact.js';
+export { Redactor } from './redact.js';

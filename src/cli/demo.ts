@@ -6,8 +6,9 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { accessSync, constants } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DemoFeed, demoUpstreamConfig } from '../demo/feed.js';
 import { resolveConfig } from '../hub/config.js';
@@ -31,6 +32,60 @@ async function freePortOr0(host: string, port: number): Promise<number> {
   });
 }
 
+/** The example workers the demo can start: two transparent, one HubClient. */
+const PLAN_COUNT = 3;
+
+/** Programs on PATH, from the ones the demo could suggest. */
+export function onPath(names: readonly string[], path = process.env.PATH ?? ''): string[] {
+  const dirs = path.split(delimiter).filter(Boolean);
+  return names.filter((name) => dirs.some((dir) => {
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  }));
+}
+
+/** How to run this package's own bin from the current directory: never `npx wshub`, which may look the name up in the registry. */
+function binCommand(): string {
+  const bin = fileURLToPath(new URL('../../../bin/wshub.js', import.meta.url));
+  const rel = relative(process.cwd(), bin);
+  return `node ${rel.startsWith('..') || isAbsolute(rel) ? bin : rel}`;
+}
+
+/** What the demo prints at start: only what it runs (the workers it started) and tools this machine has. */
+export function demoText(o: { feedUrl: string; listen: string; tcp: string | undefined; status: string; workers: number }, tools = onPath(['websocat', 'wscat'])): string {
+  const subscribe = '{"method":"SUBSCRIBE","params":["ethusdt@trade"],"id":1}';
+  const lines = [
+    '',
+    'wshub demo',
+    `  demo upstream   ${o.feedUrl} (exchange-style feed, topics: btcusdt@trade, ethusdt@trade, solusdt@trade, btcusdt@ticker)`,
+    `  hub socket      ${o.listen}`,
+    ...(o.tcp ? [`  hub tcp         ws://${o.tcp}/u/feed`] : []),
+    `  status          ${o.status}  (JSON: ${o.status}status)`,
+    '',
+    'Attach a worker (any WebSocket client; only the URL changes):',
+    `  ${binCommand()} tail ws+unix://${o.listen}:/u/feed -s '${subscribe}'`,
+  ];
+  if (o.tcp && tools.includes('websocat')) lines.push(`  websocat ws://${o.tcp}/u/feed          then send ${subscribe}`);
+  if (o.tcp && tools.includes('wscat')) lines.push(`  wscat -c ws://${o.tcp}/u/feed          then send ${subscribe}`);
+  lines.push('');
+  if (o.workers === 0) {
+    lines.push('No example workers started (--workers 0): the feed sees a topic subscribed when the first worker asks for it,');
+    lines.push('and once only, however many workers ask.');
+  } else if (o.workers === 1) {
+    lines.push('Started one plain ws worker (transparent mode). Attach another one subscribing to btcusdt@trade:');
+    lines.push('the feed still sees that topic subscribed once.');
+  } else {
+    const what = o.workers === 2 ? 'two plain ws workers (transparent mode)' : 'two plain ws workers (transparent mode) and one HubClient worker (envelope mode)';
+    lines.push(`Started ${what};`, 'they subscribe to overlapping topics and the feed sees each topic subscribed once.');
+  }
+  lines.push('Ctrl-C stops everything.', '');
+  return lines.join('\n');
+}
+
 export async function demo(flags: DemoFlags): Promise<void> {
   const feed = new DemoFeed({ tickMs: 1000 });
   await feed.ready();
@@ -49,25 +104,8 @@ export async function demo(flags: DemoFlags): Promise<void> {
   const running = await startHub(config, logger);
   const tcpAddress = running.hub.server.addresses().tcp;
   const status = running.httpAddress ? `http://${running.httpAddress.host}:${running.httpAddress.port}/` : '(no --http)';
-  console.log(
-    [
-      '',
-      'wshub demo',
-      `  demo upstream   ${feed.url} (exchange-style feed, topics: btcusdt@trade, ethusdt@trade, solusdt@trade, btcusdt@ticker)`,
-      `  hub socket      ${listen}`,
-      `  hub tcp         ws://${tcpAddress?.host}:${tcpAddress?.port}/u/feed`,
-      `  status          ${status}  (JSON: ${status}status)`,
-      '',
-      'Attach another worker (any WebSocket client; only the URL changes):',
-      `  node bin/wshub.js tail ws+unix://${listen}:/u/feed -s '{"method":"SUBSCRIBE","params":["ethusdt@trade"],"id":1}'`,
-      `  websocat ws://${tcpAddress?.host}:${tcpAddress?.port}/u/feed   then send {"method":"SUBSCRIBE","params":["ethusdt@trade"],"id":1}`,
-      '',
-      'Two plain ws workers (transparent mode) and one HubClient worker (envelope mode) subscribe to',
-      'overlapping topics; the feed sees each topic subscribed once.',
-      'Ctrl-C stops everything.',
-      '',
-    ].join('\n'),
-  );
+  const workers = Math.min(flags.workers ?? PLAN_COUNT, PLAN_COUNT);
+  console.log(demoText({ feedUrl: feed.url, listen, tcp: tcpAddress && `${tcpAddress.host}:${tcpAddress.port}`, status, workers }));
   // The demo's workers are the examples in examples/: what runs here is what a user copies.
   const transparent = fileURLToPath(new URL('../../examples/transparent-worker.js', import.meta.url));
   const hubAware = fileURLToPath(new URL('../../examples/hubclient-worker.js', import.meta.url));
@@ -76,7 +114,7 @@ export async function demo(flags: DemoFlags): Promise<void> {
     [transparent, [listen, 'feed', 'worker-2', 'btcusdt@trade,solusdt@trade']],
     [hubAware, [listen, 'feed', 'btcusdt@trade', 'hubclient']],
   ];
-  const children: ChildProcess[] = plans.slice(0, flags.workers ?? plans.length).map(([script, args]) => fork(script, args, { stdio: 'inherit' }));
+  const children: ChildProcess[] = plans.slice(0, workers).map(([script, args]) => fork(script, args, { stdio: 'inherit' }));
   feed.on('subscribe', (topics) => console.log(`[feed]     upstream SUBSCRIBE ${topics.join(', ')} (total subscribes seen: ${[...feed.subscribes.values()].reduce((a, b) => a + b, 0)})`));
   handleSignals(
     {

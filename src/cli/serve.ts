@@ -9,7 +9,8 @@ import { Hub } from '../hub/hub.js';
 import { parseReadyWhen, type ReadyWhen } from '../observe/health.js';
 import { HubHttpServer } from '../observe/http.js';
 import { createLogger, type Logger } from '../observe/log.js';
-import { Redactor } from '../observe/redact.js';
+import { Redactor } from '../redact.js';
+import { CliFailure, HeldStdout } from './report.js';
 
 export interface ServeFlags {
   config?: string;
@@ -22,6 +23,8 @@ export interface ServeFlags {
   token?: string;
   /** Which upstreams must be open for /healthz to answer 200: all | any | none | name,name. */
   readyWhen?: string;
+  /** `--allow-remote-without-token`: a non-loopback `--tcp` without `--token` (trusted networks only). */
+  allowRemoteWithoutToken?: boolean;
 }
 
 /** Merge flags over the file's contents; flags win. */
@@ -35,6 +38,7 @@ export function buildRawConfig(flags: ServeFlags): Record<string, unknown> {
   if (flags.logLevel) out.logLevel = flags.logLevel;
   if (flags.token) out.token = flags.token;
   if (flags.readyWhen) out.readyWhen = flags.readyWhen;
+  if (flags.allowRemoteWithoutToken) out.allowRemoteWithoutToken = true;
   const upstreams = { ...((out.upstreams as Record<string, Record<string, unknown>> | undefined) ?? {}) };
   for (const spec of flags.upstream ?? []) {
     const eq = spec.indexOf('=');
@@ -63,8 +67,8 @@ export interface RunningHub {
  * The daemon's logger: human-readable (pino-pretty) on a terminal, JSON lines
  * into pipes and files; every `${VAR}` value of the config redacted.
  */
-export function daemonLogger(config: HubConfig, redactor: Redactor = new Redactor(config.secrets ?? [])): Logger {
-  return createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true, redactor });
+export function daemonLogger(config: HubConfig, redactor: Redactor = new Redactor(config.secrets ?? []), destination?: HeldStdout): Logger {
+  return createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true, redactor, ...(destination ? { destination } : {}) });
 }
 
 export interface StartHubOptions {
@@ -90,22 +94,22 @@ export async function startHub(config: HubConfig, logger: Logger = daemonLogger(
     });
   }
   else if (options.readyWhen !== undefined) logger.warn('--ready-when has no effect without --http');
+  // The HTTP address is bound first: a port in use must stop the start before any upstream is dialed.
+  if (config.http && http) {
+    try {
+      httpAddress = await http.listen(config.http.host, config.http.port);
+    } catch (err) {
+      await http.close();
+      throw err;
+    }
+  }
   try {
     await hub.start();
   } catch (err) {
     await http?.close();
     throw err;
   }
-  if (config.http && http) {
-    try {
-      httpAddress = await http.listen(config.http.host, config.http.port);
-    } catch (err) {
-      hub.destroy();
-      await http.close();
-      throw err;
-    }
-    logger.info({ http: `http://${httpAddress.host}:${httpAddress.port}/` }, 'status and metrics listening');
-  }
+  if (httpAddress) logger.info({ http: `http://${httpAddress.host}:${httpAddress.port}/` }, 'status and metrics listening');
   let closing: Promise<void> | undefined;
   return {
     hub,
@@ -161,16 +165,25 @@ export async function serve(flags: ServeFlags): Promise<void> {
   const raw = buildRawConfig(flags);
   // Known before validation, so even an error about a bad value cannot print a secret.
   const redactor = new Redactor(envSecrets(raw));
+  let config: HubConfig;
   try {
-    const config = resolveConfig(raw);
-    const readyWhen = config.readyWhen === undefined ? undefined : parseReadyWhen(config.readyWhen);
-    const running = await startHub(config, daemonLogger(config, redactor), { redactor, ...(readyWhen === undefined ? {} : { readyWhen }) });
-    handleSignals(running, flags.config ? () => {
-      const next = buildRawConfig(flags);
-      redactor.add(envSecrets(next));
-      return resolveConfig(next);
-    } : undefined);
+    config = resolveConfig(raw);
   } catch (err) {
     throw redactor.error(err);
   }
+  const readyWhen = config.readyWhen === undefined ? undefined : parseReadyWhen(config.readyWhen);
+  // Log lines of a failed start come after the one-line error, not before it.
+  const stdout = new HeldStdout();
+  let running: RunningHub;
+  try {
+    running = await startHub(config, daemonLogger(config, redactor, stdout), { redactor, ...(readyWhen === undefined ? {} : { readyWhen }) });
+  } catch (err) {
+    throw new CliFailure(redactor.error(err), () => stdout.release());
+  }
+  stdout.release();
+  handleSignals(running, flags.config ? () => {
+    const next = buildRawConfig(flags);
+    redactor.add(envSecrets(next));
+    return resolveConfig(next);
+  } : undefined);
 }

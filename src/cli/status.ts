@@ -1,8 +1,7 @@
 /**
- * `wshub status` and `wshub tail`: look at a running hub.
+ * `wshub status`: look at a running hub.
  */
-import WebSocket from 'ws';
-import { WshubError } from '../errors.js';
+import { WshubError, errnoOf } from '../errors.js';
 import type { HubStats } from '../hub/hub.js';
 
 /**
@@ -19,7 +18,10 @@ export async function fetchStatus(http: string, token?: string): Promise<HubStat
       ...(token === undefined || token === '' ? {} : { headers: { authorization: `Bearer ${token}` } }),
     });
   } catch (err) {
-    throw new WshubError('ERR_UPSTREAM_UNAVAILABLE', `cannot reach the hub at ${base}: ${(err as Error).cause ? String((err as { cause: unknown }).cause) : (err as Error).message}`, { cause: err });
+    const cause = (err as Error).cause ?? err;
+    const why = errnoOf(cause) ?? ((err as Error).name === 'TimeoutError' ? 'no answer within 5 s' : (cause as Error).message);
+    throw new WshubError('ERR_HUB_UNREACHABLE', `cannot reach the hub at ${base}: ${why} (is it running with --http ${base.replace(/^https?:\/\//, '')}?)`,
+      { cause: err, details: { errno: errnoOf(cause) } });
   }
   if (res.status === 401) {
     const hint = token ? 'the token was refused' : 'the hub requires its httpToken: pass --token or set WSHUB_TOKEN';
@@ -28,7 +30,9 @@ export async function fetchStatus(http: string, token?: string): Promise<HubStat
   if (res.status === 421) {
     throw new WshubError('ERR_HOST_REFUSED', `${base}/status answered 421: the hub does not answer to this host name; use its address or add the name to httpAllowedHosts`, { details: { status: 421 } });
   }
-  if (!res.ok) throw new WshubError('ERR_UPSTREAM_UNAVAILABLE', `${base}/status answered ${res.status}`);
+  if (!res.ok) {
+    throw new WshubError('ERR_HUB_UNREACHABLE', `${base}/status answered HTTP ${res.status} ${res.statusText}`.trimEnd(), { details: { status: res.status } });
+  }
   return (await res.json()) as HubStats;
 }
 
@@ -36,6 +40,13 @@ function ago(ms: number | undefined, now: number): string {
   if (ms === undefined) return '-';
   const s = Math.round((now - ms) / 1000);
   return s < 120 ? `${s}s ago` : s < 7200 ? `${Math.round(s / 60)}m ago` : `${Math.round(s / 3600)}h ago`;
+}
+
+/** `1006 ERR_DNS feed.example:443 (ENOTFOUND …)`: the close code, then the error code once (reasons often start with it). */
+export function lastCloseText(last: { code?: number | undefined; errorCode?: string | undefined; reason: string }): string {
+  const reason = last.reason.trim();
+  const withCode = last.errorCode && !reason.startsWith(last.errorCode) ? `${last.errorCode} ${reason}` : reason;
+  return `${last.code ?? ''} ${withCode}`.trim();
 }
 
 /** A human summary of a status snapshot. */
@@ -46,7 +57,7 @@ export function formatStatus(s: HubStats): string {
   lines.push('UPSTREAM        STATE         SINCE      SESSIONS  MSGS IN     DELIVERED   LAST CLOSE');
   for (const u of s.upstreams) {
     const c = u.client;
-    const last = c.lastClose ? `${c.lastClose.code ?? ''} ${c.lastClose.errorCode ?? ''} ${c.lastClose.reason}`.trim() : '-';
+    const last = c.lastClose ? lastCloseText(c.lastClose) : '-';
     lines.push(
       `${u.name.padEnd(15)} ${c.state.padEnd(13)} ${ago(c.state === 'open' ? c.lastOpenAt : c.lastCloseAt, s.now).padEnd(10)} ${String(u.sessions).padEnd(9)} ${String(u.messagesIn).padEnd(11)} ${String(u.deliveries).padEnd(11)} ${last}`,
     );
@@ -66,34 +77,4 @@ export function formatStatus(s: HubStats): string {
   const drops = Object.entries(s.dropped);
   if (drops.length) lines.push('', `dropped: ${drops.map(([k, v]) => `${k}=${v}`).join(' ')}`);
   return lines.join('\n');
-}
-
-/** Resolve what `wshub tail` was given: a full ws URL, or an upstream name on a local hub. */
-export function tailUrl(target: string, opts: { listen?: string; tcp?: string }): string {
-  if (/^wss?(\+unix)?:\/\//.test(target)) return target;
-  const path = `/u/${encodeURIComponent(target)}`;
-  if (opts.tcp) return `ws://${opts.tcp}${path}`;
-  if (opts.listen) return `ws+unix://${opts.listen}:${path}`;
-  throw new WshubError('ERR_INVALID_OPTION', 'tail: give a ws:// or ws+unix:// URL, or an upstream name with --listen PATH or --tcp HOST:PORT');
-}
-
-/**
- * Attach like a worker and print every message (one per line; binary as
- * hex). `send` frames (e.g. a subscribe in the upstream's own protocol) are
- * sent after the handshake. Resolves when the hub closes the session.
- */
-export async function tail(url: string, opts: { send?: string[]; protocols?: string[]; out?: (line: string) => void }): Promise<void> {
-  const out = opts.out ?? ((line: string) => console.log(line));
-  const ws = new WebSocket(url, opts.protocols ?? []);
-  await new Promise<void>((resolve, reject) => {
-    ws.on('open', () => {
-      for (const frame of opts.send ?? []) ws.send(frame);
-    });
-    ws.on('message', (data: Buffer, isBinary: boolean) => out(isBinary ? `<binary ${data.length} bytes> ${data.toString('hex')}` : data.toString()));
-    ws.on('error', (err) => reject(new WshubError('ERR_PEER_GONE', `tail ${url}: ${err.message}`, { cause: err })));
-    ws.on('close', (code, reason) => {
-      out(`-- closed ${code} ${reason.toString()}`);
-      resolve();
-    });
-  });
 }

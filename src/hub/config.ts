@@ -28,8 +28,8 @@ import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from '../zod.js';
-import { WshubError, isWshubError } from '../errors.js';
-import { optionError } from '../options.js';
+import { WshubError, errnoOf, isWshubError, type ErrorCode } from '../errors.js';
+import { describeIssues } from '../options.js';
 import { resolveOptions as resolveClientOptions } from '../upstream/options.js';
 import { FrameTemplate } from '../adapters/template.js';
 import { SLOW_CONSUMER_POLICIES } from './backlog.js';
@@ -102,7 +102,7 @@ export type UpstreamConfig = {
   maxSubscriptions?: number | undefined;
   slowConsumer?: 'drop-oldest' | 'conflate' | 'disconnect' | undefined;
   maxQueueBytes?: number | undefined;
-  /** @default 'close' */
+  /** @default by adapter: DEFAULT_ON_UPSTREAM_LOSS */
   onUpstreamLoss: 'close' | 'hold';
   required: boolean;
   /** Options for ResilientWebSocket, already validated (`url`: the first of `pool.urls`). */
@@ -115,7 +115,8 @@ export type UpstreamConfig = {
   idempotentMethods?: string[] | undefined;
 };
 
-const upstreamSchema = z.looseObject(hubUpstreamKeys);
+/** An upstream entry's hub keys; the rest are ResilientWebSocket options (`UPSTREAM_OPTIONS_SCHEMA`). */
+export const upstreamSchema = z.looseObject(hubUpstreamKeys);
 
 const serverKeys = z.strictObject({
   handshakeTimeoutMs: z.number().int().positive().optional(),
@@ -131,7 +132,8 @@ const serverKeys = z.strictObject({
   tokenOnUnix: z.boolean().optional(),
 });
 
-const configSchema = z.strictObject({
+/** The config file's schema; docs/config.md documents every key (a test walks this). */
+export const configSchema = z.strictObject({
   listen: z.string().min(1).optional(),
   tcp: hostPort.optional(),
   http: hostPort.optional(),
@@ -140,6 +142,8 @@ const configSchema = z.strictObject({
   /** Host names the HTTP side answers to besides its bound address (and `localhost` on loopback). */
   httpAllowedHosts: z.array(z.string().min(1)).optional(),
   token: z.string().min(1).optional(),
+  /** Let `tcp` listen on a non-loopback address without a token (a trusted network only). @default false */
+  allowRemoteWithoutToken: z.boolean().default(false),
   /** /healthz is 200 when: `all` required upstreams are open (default), `any`, `none`, or `name,name`. */
   readyWhen: z.string().min(1).optional(),
   allowedOrigins: z.array(z.string().min(1)).optional(),
@@ -161,6 +165,7 @@ export interface HubConfig {
   httpToken?: string | undefined;
   httpAllowedHosts?: string[] | undefined;
   token?: string | undefined;
+  allowRemoteWithoutToken: boolean;
   readyWhen?: string | undefined;
   allowedOrigins?: string[] | undefined;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -170,7 +175,7 @@ export interface HubConfig {
   slowAfterMs?: number | undefined;
   server: z.output<typeof serverKeys>;
   upstreams: UpstreamConfig[];
-  /** Every value taken from the environment (`${VAR}`): redacted wherever wshub shows anything. */
+  /** Every value taken from the environment (`${VAR}`), and the tokens: redacted wherever wshub shows anything. */
   secrets?: ReadonlySet<string>;
 }
 
@@ -227,82 +232,86 @@ export function readConfigFile(file: string): unknown {
   } catch (err) {
     throw new WshubError('ERR_CONFIG_FILE', `${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
   }
+  const json = extname(file).toLowerCase() === '.json';
   try {
-    return extname(file).toLowerCase() === '.json' ? (JSON.parse(text) as unknown) : (parseYaml(text) as unknown);
+    return json ? (JSON.parse(text) as unknown) : (parseYaml(text) as unknown);
   } catch (err) {
-    throw new WshubError('ERR_CONFIG_FILE', `${file}: not valid ${extname(file).toLowerCase() === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+    const { where, reason } = json ? jsonProblem(err as Error, text) : yamlProblem(err as Error);
+    throw new WshubError('ERR_CONFIG_FILE', `${file}${where}: not valid ${json ? 'JSON' : 'YAML'}: ${reason}`, { cause: err });
   }
 }
 
-/** Validate a raw config object (file contents with flags merged in). */
+/** `:line:col` and the reason of a yaml error, without yaml's trailing excerpt (it ends the first line with a colon). */
+function yamlProblem(err: Error): { where: string; reason: string } {
+  const pos = (err as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0];
+  const reason = (err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?\s*$/, '').replace(/:\s*$/, '');
+  return { where: pos ? `:${pos.line}:${pos.col}` : '', reason };
+}
+
+/** `:line:col` of a JSON.parse error (from "at position N", or the end for a cut-off file), and its reason on one line. */
+function jsonProblem(err: Error, text: string): { where: string; reason: string } {
+  const m = / at position (\d+)/.exec(err.message);
+  const reason = err.message.replace(/ in JSON at position \d+.*$/s, '').replace(/\s+/g, ' ').trim();
+  const at = m ? Number(m[1]) : /end of JSON input/.test(err.message) ? text.trimEnd().length : undefined;
+  if (at === undefined) return { where: '', reason };
+  const before = text.slice(0, at);
+  const line = before.split('\n').length;
+  const col = at - before.lastIndexOf('\n');
+  return { where: `:${line}:${col}`, reason };
+}
+
+/**
+ * Validate a raw config object (file contents with flags merged in). Every
+ * problem is collected and reported at once, in one `ERR_INVALID_OPTION`
+ * (or `ERR_CONFIG_FILE` when the first problem is a file that cannot be
+ * read), so a user fixes the whole file in one pass.
+ */
 export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): HubConfig {
   const secrets = new Set<string>();
   const substituted = substituteEnv(raw ?? {}, env, '', secrets);
+  const problems = new Problems();
   const parsed = configSchema.safeParse(substituted);
-  if (!parsed.success) throw optionError(parsed.error, '', configSchema);
-  const c = parsed.data;
+  if (!parsed.success) {
+    // Upstream entries are checked one by one below, with their client options; report their keys there, once.
+    const issues = parsed.error.issues.filter((i) => !(i.path[0] === 'upstreams' && i.path.length > 1));
+    if (issues.length) problems.add('ERR_INVALID_OPTION', describeIssues(new z.ZodError(issues), '', configSchema, raw));
+  }
+  const rawUpstreams = (substituted as { upstreams?: unknown }).upstreams;
+  const entries = rawUpstreams && typeof rawUpstreams === 'object' && !Array.isArray(rawUpstreams) ? Object.entries(rawUpstreams) : [];
+  const defaults = {
+    slowConsumer: (parsed.success ? parsed.data.slowConsumer : 'drop-oldest') as UpstreamConfig['slowConsumer'],
+    maxQueueBytes: parsed.success ? parsed.data.maxQueueBytes : undefined,
+    onUpstreamLoss: parsed.success ? parsed.data.onUpstreamLoss : undefined,
+  };
   const upstreams: UpstreamConfig[] = [];
-  for (const [name, entry] of Object.entries(c.upstreams)) {
-    const where = `upstreams.${name}`;
-    if (!UPSTREAM_NAME.test(name)) throw new WshubError('ERR_INVALID_OPTION', `${where}: upstream names are letters, digits, "_", "." and "-" (at most 64)`);
-    const hubKeys = new Set(Object.keys(hubUpstreamKeys));
-    const client: Record<string, unknown> = { name };
-    for (const [k, v] of Object.entries(entry)) if (!hubKeys.has(k)) client[k] = v;
-    if (entry.caFile) {
-      try {
-        client.ca = readFileSync(entry.caFile, 'utf8');
-      } catch (err) {
-        throw new WshubError('ERR_CONFIG_FILE', `${where}.caFile: cannot read ${entry.caFile}`, { cause: err });
-      }
-    }
-    const pool = resolvePool(entry, client, where);
-    try {
-      for (const url of pool.urls) resolveClientOptions({ ...client, url });
-    } catch (err) {
-      if (isWshubError(err, 'ERR_INVALID_OPTION')) {
-        throw new WshubError('ERR_INVALID_OPTION', err.message.replace(/^upstream(\.|:)/, `${where}$1`).replace(/(^|; )upstream\./g, `$1${where}.`), { cause: err });
-      }
-      throw err;
-    }
-    if (entry.adapter === 'json') {
-      for (const key of ['topic', 'subscribe', 'unsubscribe'] as const) {
-        if (!entry[key]) throw new WshubError('ERR_INVALID_OPTION', `${where}.${key}: required by the json adapter`);
-      }
-      new FrameTemplate(entry.subscribe!, `${where}.subscribe`);
-      new FrameTemplate(entry.unsubscribe!, `${where}.unsubscribe`);
-    }
-    upstreams.push({
-      name,
-      adapter: entry.adapter,
-      topic: entry.topic,
-      subscribe: entry.subscribe,
-      unsubscribe: entry.unsubscribe,
-      ack: entry.ack,
-      idField: entry.idField,
-      errorField: entry.errorField,
-      requestTimeoutMs: entry.requestTimeoutMs,
-      maxInFlight: entry.maxInFlight,
-      maxSubscriptions: entry.maxSubscriptions,
-      slowConsumer: (entry.slowConsumer ?? c.slowConsumer) as UpstreamConfig['slowConsumer'],
-      maxQueueBytes: entry.maxQueueBytes ?? c.maxQueueBytes,
-      onUpstreamLoss: entry.onUpstreamLoss ?? c.onUpstreamLoss ?? DEFAULT_ON_UPSTREAM_LOSS[entry.adapter],
-      required: entry.required,
-      client: client as UpstreamConfig['client'],
-      pool,
-      sequenceField: entry.sequenceField,
-      idempotentMethods: entry.idempotentMethods,
-    });
+  for (const [name, rawEntry] of entries) {
+    const upstream = resolveUpstream(name, rawEntry, (raw as { upstreams?: Record<string, unknown> } | undefined)?.upstreams?.[name], defaults, problems);
+    if (upstream) upstreams.push(upstream);
   }
+  if (!parsed.success) {
+    problems.throwIfAny();
+    throw new WshubError('ERR_INVALID_OPTION', describeIssues(parsed.error, '', configSchema, raw).join('; '));
+  }
+  const c = parsed.data;
   if (c.listen === undefined && c.tcp === undefined) {
-    throw new WshubError('ERR_INVALID_OPTION', 'listen: set listen (Unix socket path) or tcp (HOST:PORT) so workers can attach');
+    problems.add('ERR_INVALID_OPTION', ['listen: set listen (Unix socket path) or tcp (HOST:PORT) so workers can attach']);
   }
+  const tcp = c.tcp === undefined ? undefined : parseHostPort(c.tcp, 'tcp');
+  if (tcp && !isLoopback(tcp.host) && c.token === undefined && !c.allowRemoteWithoutToken) {
+    problems.add('ERR_INVALID_OPTION', [
+      `tcp: ${c.tcp} is reachable from other machines and no token is set; set token (workers then send "Authorization: Bearer <token>"), `
+      + 'listen on 127.0.0.1, or set allowRemoteWithoutToken: true if every machine that can reach it is trusted',
+    ]);
+  }
+  problems.throwIfAny();
   return {
     listen: c.listen,
-    tcp: c.tcp === undefined ? undefined : parseHostPort(c.tcp, 'tcp'),
+    tcp,
     http: c.http === undefined ? undefined : parseHostPort(c.http, 'http'),
     httpToken: c.httpToken,
     httpAllowedHosts: c.httpAllowedHosts,
     token: c.token,
+    allowRemoteWithoutToken: c.allowRemoteWithoutToken,
     readyWhen: c.readyWhen,
     allowedOrigins: c.allowedOrigins,
     logLevel: c.logLevel,
@@ -315,4 +324,100 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
     // Tokens are secrets wherever they were written.
     secrets: new Set([...secrets, ...[c.token, c.httpToken].filter((t): t is string => t !== undefined)]),
   };
+}
+
+/** One upstream entry: hub keys, client options (validated by ResilientWebSocket's schema), adapter needs. Problems go to `problems`. */
+function resolveUpstream(
+  name: string, value: unknown, rawValue: unknown,
+  defaults: Pick<UpstreamConfig, 'slowConsumer' | 'maxQueueBytes'> & { onUpstreamLoss: 'close' | 'hold' | undefined }, problems: Problems,
+): UpstreamConfig | undefined {
+  const where = `upstreams.${name}`;
+  const before = problems.count;
+  if (!UPSTREAM_NAME.test(name)) problems.add('ERR_INVALID_OPTION', [`${where}: upstream names are letters, digits, "_", "." and "-" (at most 64)`]);
+  const checked = upstreamSchema.safeParse(value);
+  if (!checked.success) problems.add('ERR_INVALID_OPTION', describeIssues(checked.error, where, upstreamSchema, rawValue));
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  // With a bad hub key, the client options are still checked: every problem is reported in one pass.
+  const entry = checked.success ? checked.data : (value as z.output<typeof upstreamSchema>);
+  const hubKeys = new Set(Object.keys(hubUpstreamKeys));
+  const client: Record<string, unknown> = { name };
+  for (const [k, v] of Object.entries(entry)) if (!hubKeys.has(k)) client[k] = v;
+  if (typeof entry.caFile === 'string' && entry.caFile) {
+    try {
+      client.ca = readFileSync(entry.caFile, 'utf8');
+    } catch (err) {
+      problems.add('ERR_CONFIG_FILE', [`${where}.caFile: cannot read ${entry.caFile} (${errnoOf(err) ?? (err as Error).message})`]);
+    }
+  }
+  let pool: PoolConfig | undefined;
+  try {
+    pool = resolvePool(entry, client, where);
+    for (const url of pool.urls) resolveClientOptions({ ...client, url });
+  } catch (err) {
+    if (!isWshubError(err, 'ERR_INVALID_OPTION')) throw err;
+    const list = Array.isArray(err.details.problems) ? (err.details.problems as string[]) : [err.message];
+    problems.add('ERR_INVALID_OPTION', list.map((m) => m.replace(/^upstream(\.|:)/, `${where}$1`)));
+  }
+  if (entry.adapter === 'json') {
+    for (const key of ['topic', 'subscribe', 'unsubscribe'] as const) {
+      if (!entry[key]) problems.add('ERR_INVALID_OPTION', [`${where}.${key}: required by the json adapter`]);
+    }
+    for (const key of ['subscribe', 'unsubscribe'] as const) {
+      const template = entry[key];
+      if (typeof template !== 'string' || !template) continue;
+      try {
+        new FrameTemplate(template, `${where}.${key}`);
+      } catch (err) {
+        problems.add(isWshubError(err) ? err.code : 'ERR_INVALID_OPTION', [(err as Error).message]);
+      }
+    }
+  }
+  if (problems.count > before || !pool) return undefined;
+  return {
+    name,
+    adapter: entry.adapter,
+    topic: entry.topic,
+    subscribe: entry.subscribe,
+    unsubscribe: entry.unsubscribe,
+    ack: entry.ack,
+    idField: entry.idField,
+    errorField: entry.errorField,
+    requestTimeoutMs: entry.requestTimeoutMs,
+    maxInFlight: entry.maxInFlight,
+    maxSubscriptions: entry.maxSubscriptions,
+    slowConsumer: (entry.slowConsumer ?? defaults.slowConsumer) as UpstreamConfig['slowConsumer'],
+    maxQueueBytes: entry.maxQueueBytes ?? defaults.maxQueueBytes,
+    onUpstreamLoss: entry.onUpstreamLoss ?? defaults.onUpstreamLoss ?? DEFAULT_ON_UPSTREAM_LOSS[entry.adapter],
+    required: entry.required,
+    client: client as UpstreamConfig['client'],
+    pool,
+    sequenceField: entry.sequenceField,
+    idempotentMethods: entry.idempotentMethods,
+  };
+}
+
+/** True for addresses only this machine can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
+}
+
+/** The problems found in a config, reported together. */
+class Problems {
+  readonly #lines: string[] = [];
+  #code: ErrorCode | undefined;
+
+  get count(): number {
+    return this.#lines.length;
+  }
+
+  add(code: ErrorCode, lines: readonly string[]): void {
+    for (const line of lines) if (!this.#lines.includes(line)) this.#lines.push(line);
+    this.#code ??= code;
+  }
+
+  throwIfAny(): void {
+    if (this.#lines.length === 0) return;
+    throw new WshubError(this.#code ?? 'ERR_INVALID_OPTION', this.#lines.join('; '), { details: { problems: [...this.#lines] } });
+  }
 }

@@ -1,7 +1,9 @@
 /**
  * `/events`: Server-Sent Events pushing the observed snapshot to status pages,
  * every `intervalMs` and at once when an upstream changes state (a page must
- * show an outage the moment it starts, not up to a second later).
+ * show an outage the moment it starts, not up to a second later). A client
+ * that connects first gets `event: history`, the last minutes of traffic, so
+ * its charts do not start empty.
  *
  * One snapshot is taken and serialized per push for all clients. A client
  * that does not read (its response buffer is full) is skipped until it
@@ -25,6 +27,8 @@ export interface StatsEventsOptions {
   hub: Hub;
   /** The payload of one push (the snapshot as the page wants it). */
   payload: () => unknown;
+  /** Sent once to each client on connect, before the first snapshot (`event: history`): the charts' recent past. */
+  history?: () => unknown;
   intervalMs: number;
   maxClients: number;
 }
@@ -78,7 +82,8 @@ export class StatsEvents {
     req.on('close', drop);
     res.on('error', drop);
     // The browser reconnects by itself after this long if the hub restarts.
-    this.#write(client, `retry: 2000\n\n${this.#event(this.#serialize())}`);
+    const history = this.#options.history ? `event: history\ndata: ${JSON.stringify(this.#options.history())}\n\n` : '';
+    this.#write(client, `retry: 2000\n\n${history}${this.#event(this.#serialize())}`);
     this.#timer ??= setInterval(() => this.#push(), this.#options.intervalMs);
     this.#timer.unref();
   }

@@ -23,15 +23,17 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tokenMatches } from '../server/handshake.js';
 import { z } from '../zod.js';
+import { WshubError, errnoOf } from '../errors.js';
 import type { Hub } from '../hub/hub.js';
 import { parseOptions } from '../options.js';
 import { ASSETS, sendAsset } from './assets.js';
 import { DEFAULT_EVENTS_INTERVAL_MS, DEFAULT_MAX_EVENT_CLIENTS, StatsEvents } from './events.js';
 import { checkReadyWhen, DEFAULT_READY_WHEN, type ReadyWhen } from './health.js';
 import { HostGuard } from './host-guard.js';
+import { DEFAULT_HISTORY_SAMPLES, TrafficHistory } from './history.js';
 import { EventLoopMonitor } from './loop.js';
 import { DEFAULT_MAX_TOPIC_LABELS, HubMetrics } from './metrics.js';
-import { Redactor } from './redact.js';
+import { Redactor } from '../redact.js';
 import { observe, type ObservedStats } from './snapshot.js';
 
 export { health, type Health, type ReadyWhen } from './health.js';
@@ -61,6 +63,8 @@ export interface HubHttpOptions {
   token?: string;
   /** Host names accepted besides the bound address (and `localhost` on loopback). @default [] */
   allowedHosts?: string[];
+  /** Traffic samples (one per `eventsIntervalMs`) kept for the page's charts; 0 keeps none. @default 300 */
+  historySamples?: number;
 }
 
 const httpOptionsSchema = z.strictObject({
@@ -72,6 +76,7 @@ const httpOptionsSchema = z.strictObject({
   redactor: z.instanceof(Redactor).optional(),
   token: z.string().min(1).optional(),
   allowedHosts: z.array(z.string().min(1)).default([]),
+  historySamples: z.number().int().min(0).max(100_000).default(DEFAULT_HISTORY_SAMPLES),
 });
 
 /** What the status page receives: the snapshot with the connection list trimmed to the deepest queues. */
@@ -84,6 +89,7 @@ export class HubHttpServer {
   readonly routes = new Map<string, RouteHandler>();
   readonly metrics: HubMetrics;
   readonly events: StatsEvents;
+  readonly history: TrafficHistory;
   readonly options: Readonly<Required<Omit<HubHttpOptions, 'redactor' | 'token'>>>;
   readonly redactor: Redactor;
   /** Paths served without the token (the page's files carry no data). */
@@ -104,9 +110,11 @@ export class HubHttpServer {
     this.#hosts = new HostGuard(rest.allowedHosts);
     checkReadyWhen(this.options.readyWhen, hub.config.upstreams.map((u) => u.name));
     this.metrics = new HubMetrics(() => this.snapshot(), { maxTopicLabels: this.options.maxTopicLabels });
+    this.history = new TrafficHistory({ hub, intervalMs: this.options.eventsIntervalMs, maxSamples: this.options.historySamples });
     this.events = new StatsEvents({
       hub,
       payload: () => this.pageSnapshot(),
+      history: () => this.history.series(),
       intervalMs: this.options.eventsIntervalMs,
       maxClients: this.options.maxEventClients,
     });
@@ -141,11 +149,13 @@ export class HubHttpServer {
     return { ...s, connections: deepest, connectionsTotal: s.connections.length };
   }
 
+  /** Rejects with ERR_LISTEN_ADDRESS_IN_USE or ERR_LISTEN_FAILED naming the address (`http 127.0.0.1:7071`) and what to do. */
   async listen(host: string, port: number): Promise<{ host: string; port: number }> {
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
+      const onError = (err: Error): void => reject(httpListenError(err, host, port));
+      this.server.once('error', onError);
       this.server.listen(port, host, () => {
-        this.server.off('error', reject);
+        this.server.off('error', onError);
         resolve();
       });
     });
@@ -162,6 +172,7 @@ export class HubHttpServer {
   async close(): Promise<void> {
     this.#closing ??= (async () => {
       this.events.close();
+      this.history.close();
       this.#loop.stop();
       this.server.closeAllConnections();
       if (!this.server.listening) return;
@@ -214,6 +225,17 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
 function bearer(header: string | undefined): string | undefined {
   const m = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
   return m ? m[1] : undefined;
+}
+
+function httpListenError(err: Error, host: string, port: number): WshubError {
+  const errno = errnoOf(err);
+  const address = `http ${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const details = { address, errno };
+  if (errno === 'EADDRINUSE') {
+    return new WshubError('ERR_LISTEN_ADDRESS_IN_USE', `${address} is in use (another wshub or another program listens there; choose another --http HOST:PORT)`, { cause: err, details });
+  }
+  const hint = errno === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : errno === 'EADDRNOTAVAIL' ? ' (no local interface has this address)' : '';
+  return new WshubError('ERR_LISTEN_FAILED', `${address}: cannot listen: ${errno ?? err.message}${hint}`, { cause: err, details });
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -13,28 +13,14 @@
  */
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 import PinoPretty from 'pino-pretty';
-import { REDACTED, Redactor, SECRET_HEADERS, STRUCTURAL_REDACTOR } from './redact.js';
+import { REDACTED, Redactor, SECRET_HEADERS, STRUCTURAL_REDACTOR } from '../redact.js';
 
 export type { Logger };
-export { PUBLIC_QUERY_PARAMS, REDACTED, Redactor, SECRET_HEADERS } from './redact.js';
+export { PUBLIC_QUERY_PARAMS, REDACTED, Redactor, SECRET_HEADERS, redactHeaders, redactUrl } from '../redact.js';
 
 /** A logger that drops everything: the library default. */
 export const silentLogger: Logger = pino({ level: 'silent' });
 
-/**
- * A URL safe to log: user info and every query value whose name is not on
- * {@link PUBLIC_QUERY_PARAMS} replaced by `[REDACTED]` (and, given a
- * redactor, its secrets too). Never throws; an unparsable string is returned
- * with anything after `?` removed.
- */
-export function redactUrl(input: string, redactor: Redactor = STRUCTURAL_REDACTOR): string {
-  return redactor.url(input);
-}
-
-/** A copy of a header map with the values of credential headers (any case) replaced by `[REDACTED]`. */
-export function redactHeaders(headers: unknown, redactor: Redactor = STRUCTURAL_REDACTOR): unknown {
-  return redactor.headers(headers);
-}
 
 export interface CreateLoggerOptions {
   /** @default 'info' */
@@ -83,6 +69,9 @@ export function createLogger(options: CreateLoggerOptions = {}): Logger {
         sync: true,
         translateTime: 'SYS:HH:MM:ss.l',
         ignore: 'pid,hostname,name',
+        // One line per event on a terminal too: nested fields (addresses, err) inline, not one line per key.
+        singleLine: true,
+        errorLikeObjectKeys: [],
         ...(options.destination ? { destination: options.destination as NodeJS.WritableStream } : {}),
       })
     : options.destination;

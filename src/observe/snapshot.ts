@@ -9,7 +9,7 @@ import type { Hub, HubStats, HubUpstreamStats } from '../hub/hub.js';
 import type { TopicTraffic } from '../hub/route.js';
 import { health, type Health, type ReadyWhen } from './health.js';
 import type { EventLoopMonitor, EventLoopStats } from './loop.js';
-import type { Redactor } from './redact.js';
+import type { Redactor } from '../redact.js';
 
 export type { TopicTraffic };
 

@@ -2,7 +2,8 @@
  * The Unix socket listener's file: stale files of dead processes replaced,
  * live ones never stolen, the mode set before anyone can connect.
  */
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { connect } from 'node:net';
 import type { Server } from 'node:net';
 import { WshubError, errnoOf } from '../errors.js';
@@ -64,7 +65,8 @@ export function listenUnix(server: Server, path: string, mode: number): Promise<
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => {
       server.off('listening', onListening);
-      reject(listenError(err, path));
+      // The kernel answers a bind into a missing directory with EACCES or ENOENT; say which it is.
+      reject(unixDirectoryProblem(path, err) ?? listenError(err, path));
     };
     const onListening = (): void => {
       server.off('error', onError);
@@ -94,8 +96,26 @@ export function listenUnix(server: Server, path: string, mode: number): Promise<
   });
 }
 
+/** ERR_LISTEN_FAILED when the directory of a Unix socket `path` is missing or not a directory; else undefined. */
+export function unixDirectoryProblem(path: string, cause?: unknown): WshubError | undefined {
+  const dir = dirname(resolvePath(path));
+  let problem: string;
+  try {
+    if (statSync(dir).isDirectory()) return undefined;
+    problem = 'is not a directory';
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT' && errnoOf(err) !== 'ENOTDIR') return undefined;
+    problem = 'does not exist';
+  }
+  return new WshubError('ERR_LISTEN_FAILED', `cannot listen on ${path}: the directory ${dir} ${problem} (create it, e.g. mkdir -p ${dir}, or choose another path)`,
+    { cause, details: { address: path, errno: 'ENOENT' } });
+}
+
 export function listenError(err: unknown, address: string): WshubError {
   const errno = errnoOf(err);
-  if (errno === 'EADDRINUSE') return new WshubError('ERR_LISTEN_ADDRESS_IN_USE', `${address} is in use`, { cause: err, details: { address, errno } });
+  if (errno === 'EADDRINUSE') {
+    return new WshubError('ERR_LISTEN_ADDRESS_IN_USE', `${address} is in use (another wshub or another program listens there; stop it or choose another address)`,
+      { cause: err, details: { address, errno } });
+  }
   return new WshubError('ERR_LISTEN_FAILED', `cannot listen on ${address}: ${errno ?? String(err)}`, { cause: err, details: { address, errno } });
 }

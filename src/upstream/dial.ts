@@ -18,6 +18,9 @@ import { connect as tlsConnect } from 'node:tls';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { WshubError, errnoOf } from '../errors.js';
 
+/** OpenSSL verification failures (and Node's host name check): the certificate, not the network, is the problem. */
+const CERTIFICATE_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY|DECRYPT)|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH/;
+
 export interface DialOptions {
   host: string;
   port: number;
@@ -101,7 +104,10 @@ export function resolve(options: Pick<DialOptions, 'host' | 'port' | 'lookup' | 
       lookup(host, { all: true }, (err, result, family) => {
         if (err) {
           const errno = errnoOf(err);
-          settle(() => reject(new WshubError('ERR_DNS', `ERR_DNS ${host}:${port} (${errno ?? err.message})`,
+          // A name that does not resolve is an outage of the resolver or of the name, reported with the host; retrying goes on.
+          const why = errno === 'ENOTFOUND' ? `ENOTFOUND: ${host} does not resolve: a DNS outage or a wrong host in the URL; retrying`
+            : errno === 'EAI_AGAIN' ? `EAI_AGAIN: the resolver did not answer for ${host}, retrying` : (errno ?? err.message);
+          settle(() => reject(new WshubError('ERR_DNS', `ERR_DNS ${host}:${port} (${why})`,
             { cause: err, details: { phase: 'dns', address: `${host}:${port}`, errno } })));
           return;
         }
@@ -269,8 +275,12 @@ function secure(options: DialOptions, won: Omit<Dialed, 'phases'>): Promise<TLSS
     const onError = (err: Error): void => settle(() => {
       socket.destroy();
       const errno = errnoOf(err);
-      reject(new WshubError('ERR_TLS', `ERR_TLS ${label} (${errno ?? 'handshake failed'}: ${err.message})`,
-        { cause: err, details: { phase: 'tls', address: label, errno } }));
+      const certificate = errno !== undefined && CERTIFICATE_ERRORS.test(errno);
+      const hint = certificate
+        ? '; retrying alone will not fix this: trust the issuing CA with caFile (config) or ca (library), or for a test server only set rejectUnauthorized: false'
+        : '';
+      reject(new WshubError('ERR_TLS', `ERR_TLS ${label} (${errno ?? 'handshake failed'}: ${err.message}${hint})`,
+        { cause: err, details: { phase: 'tls', address: label, errno, ...(certificate ? { certificate: true } : {}) } }));
     });
     socket.once('secureConnect', () => settle(() => {
       socket.off('error', onError);

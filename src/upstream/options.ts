@@ -108,6 +108,9 @@ const schema = z.strictObject({
   name: z.string().min(1).optional(),
 });
 
+/** The schema itself, for documentation checks (docs/config.md lists every key). */
+export const UPSTREAM_OPTIONS_SCHEMA = schema;
+
 /** The validated, defaulted, frozen options. */
 export type ResolvedOptions = z.output<typeof schema>;
 

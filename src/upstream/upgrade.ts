@@ -9,6 +9,12 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { WshubError, errnoOf } from '../errors.js';
+import { isSecretName, quoteSafely, SECRET_PARAM } from '../redact.js';
+
+/** Bytes of a refused upgrade's body quoted in the error. */
+export const REFUSAL_BODY_BYTES = 200;
+/** How long a refused upgrade's body is waited for. */
+const REFUSAL_BODY_WAIT_MS = 500;
 
 export interface UpgradeOptions {
   url: string;
@@ -71,9 +77,13 @@ export function upgrade(options: UpgradeOptions): Promise<WebSocket> {
     });
     ws.on('unexpected-response', (_req, res: IncomingMessage) => {
       const status = res.statusCode ?? 0;
-      res.resume();
-      fail(new WshubError('ERR_UPGRADE_REJECTED', `ERR_UPGRADE_REJECTED ${label} (HTTP ${status} ${res.statusMessage ?? ''})`.trimEnd().replace(/ \)$/, ')'),
-        { details: { phase: 'upgrade', address: label, status } }));
+      // The body usually says why (a bad key, a banned IP): quote its start, with our own secrets taken out.
+      void readBodyStart(res, REFUSAL_BODY_BYTES * 2).then((body) => {
+        const quoted = quoteSafely(body, secretsOf(options), REFUSAL_BODY_BYTES);
+        const head = `HTTP ${status}${res.statusMessage ? ` ${res.statusMessage}` : ''}`;
+        fail(new WshubError('ERR_UPGRADE_REJECTED', `ERR_UPGRADE_REJECTED ${label} (${head}${quoted ? `: ${quoted}` : ''})`,
+          { details: { phase: 'upgrade', address: label, status, ...(quoted ? { body: quoted } : {}) } }));
+      });
     });
     ws.once('open', () => {
       if (settled) return;
@@ -91,5 +101,54 @@ export function upgrade(options: UpgradeOptions): Promise<WebSocket> {
       { details: { phase: 'upgrade', address: label } })), options.upgradeTimeoutMs);
     options.signal.addEventListener('abort', onAbort, { once: true });
     if (options.signal.aborted) onAbort();
+  });
+}
+
+/** What must never be quoted back: values of credential headers, secret query values and user info of the URL. */
+function secretsOf(options: Pick<UpgradeOptions, 'url' | 'headers'>): string[] {
+  const out: string[] = [];
+  for (const [name, value] of Object.entries(options.headers)) {
+    if (!isSecretName(name)) continue;
+    out.push(value);
+    // "Bearer abc…": the credential alone may be echoed too.
+    const parts = value.split(/\s+/);
+    if (parts.length > 1) out.push(parts.slice(1).join(' '));
+  }
+  try {
+    const u = new URL(options.url);
+    if (u.username) out.push(decodeURIComponent(u.username));
+    if (u.password) out.push(decodeURIComponent(u.password));
+    for (const [name, value] of u.searchParams) if (SECRET_PARAM.test(name)) out.push(value);
+  } catch {
+    // An invalid URL never got this far.
+  }
+  return out.filter((v) => v.length > 0).sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Up to `max` bytes of a response body: what arrived by the end, `max` or
+ * a short wait, whichever is first; the response is destroyed afterwards.
+ */
+export function readBodyStart(res: IncomingMessage, max: number, waitMs = REFUSAL_BODY_WAIT_MS): Promise<string> {
+  return new Promise((resolvePromise) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      res.destroy();
+      resolvePromise(Buffer.concat(chunks).subarray(0, max).toString('utf8'));
+    };
+    const timer = setTimeout(finish, waitMs);
+    res.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= max) finish();
+    });
+    res.once('end', finish);
+    res.once('error', finish);
+    res.once('close', finish);
   });
 }

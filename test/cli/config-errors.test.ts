@@ -60,10 +60,10 @@ test('a missing file is named', () => {
 test('invalid YAML and invalid JSON are named with the file', () => {
   let r = serve('listen: [unclosed\n');
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /ERR_CONFIG_FILE: .*\.yaml: not valid YAML/);
+  assert.match(r.stderr, /ERR_CONFIG_FILE: .*\.yaml:\d+:\d+: not valid YAML/);
   r = serve('{"listen": ', 'json');
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /ERR_CONFIG_FILE: .*\.json: not valid JSON/);
+  assert.match(r.stderr, /ERR_CONFIG_FILE: .*\.json:\d+:\d+: not valid JSON/);
 });
 
 test('a secret from an unset environment variable is named with its key', () => {

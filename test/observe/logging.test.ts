@@ -197,5 +197,10 @@ test('pino-pretty only when stdout is a terminal: JSON lines into a pipe, readab
   const plain = tty.replace(/\x1b\[[0-9;]*m/g, '');
   assert.match(plain, /INFO.*hub started/);
   assert.ok(!plain.includes('"level":'), 'no JSON on a terminal');
+  // One line per event (docs/observe.md): nested fields such as "hub started"'s addresses stay on its line.
+  const complete = plain.split(/\r?\n/).slice(0, -1).filter((l) => l.trim() !== '' && !l.startsWith('PID:'));
+  assert.ok(complete.length >= 3, plain);
+  for (const line of complete) assert.match(line, /^\[\d\d:\d\d:\d\d\.\d{3}\] [A-Z]+: /, `every line is an event of its own:\n${plain}`);
+  assert.match(complete.find((l) => l.includes('hub started')) ?? '', /hub started .*"addresses":\{"unix":/);
   assertNoSecret('terminal output', tty);
 });

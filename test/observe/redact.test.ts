@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { envSecrets, resolveConfig } from '../../src/hub/config.js';
 import { WshubError } from '../../src/errors.js';
-import { MIN_SECRET_TEXT_LENGTH, PUBLIC_QUERY_PARAMS, Redactor } from '../../src/observe/redact.js';
+import { MIN_SECRET_TEXT_LENGTH, PUBLIC_QUERY_PARAMS, Redactor } from '../../src/redact.js';
 
 const LISTEN_KEY = 'pqia91ma19a5s61cv6a81va65sdf19v8a65a1a5s61cv6a81va65sdf19v8a65a1';
 

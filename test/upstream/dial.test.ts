@@ -53,7 +53,8 @@ test('an unresolvable name fails with ERR_DNS (a real DNS server on loopback ans
   assert.equal(change.cause?.code, 'ERR_DNS');
   assert.equal(change.cause?.details.errno, 'ENOTFOUND');
   assert.equal(change.cause?.details.phase, 'dns');
-  assert.match(change.cause?.message ?? '', /^ERR_DNS nothing-here\.test:80 \(ENOTFOUND\)/);
+  // Reported as an outage naming the host, not a bare errno.
+  assert.match(change.cause?.message ?? '', /^ERR_DNS nothing-here\.test:80 \(ENOTFOUND: nothing-here\.test does not resolve: a DNS outage or a wrong host in the URL; retrying\)$/);
   assert.ok(dns.queries >= 1, 'the query reached the loopback DNS server');
 });
 

@@ -83,6 +83,9 @@ test('a self-signed certificate is refused by default → ERR_TLS', async (t) =>
   assert.equal(change.cause?.code, 'ERR_TLS');
   assert.equal(change.cause?.details.errno, 'DEPTH_ZERO_SELF_SIGNED_CERT');
   assert.match(change.cause?.message ?? '', new RegExp(`^ERR_TLS 127\\.0\\.0\\.1:${server.port} \\(DEPTH_ZERO_SELF_SIGNED_CERT`));
+  // Retrying cannot fix a certificate: the message says so and names the options that can.
+  assert.match(change.cause?.message ?? '', /retrying alone will not fix this: trust the issuing CA with caFile \(config\) or ca \(library\).*rejectUnauthorized: false/);
+  assert.equal(change.cause?.details.certificate, true);
 });
 
 for (const host of ['127.0.0.1', '::1', 'localhost'] as const) {
@@ -128,6 +131,39 @@ test('upgrade answered 403 → ERR_UPGRADE_REJECTED status 403, closed, no retry
   assert.equal(server.requests(), 1, 'a fatal status is not retried');
   assert.deepEqual(states, ['connecting', 'closed']);
   assert.equal(client.stats().lastClose?.errorCode, 'ERR_UPGRADE_REJECTED');
+});
+
+test('a refused upgrade quotes the start of the server\'s answer, one line, ~200 bytes, our secrets redacted', async (t) => {
+  const apiKey = 'k3y-0f-the-user-1234567890';
+  let requests = 0;
+  const server = createHttpServer();
+  server.on('upgrade', (_req, socket: Socket) => {
+    requests++;
+    // A server that echoes the key it refused, over several lines, with a long tail.
+    const body = `{"error":"invalid api key",\n"key":"${apiKey}",\n"see":"https://x.example/?token=${apiKey}"}${'.'.repeat(2000)}`;
+    socket.end(`HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const client = new ResilientWebSocket({ url: `ws://127.0.0.1:${port}/ws?apikey=${apiKey}`, headers: { 'X-Api-Key': apiKey } });
+  t.after(async () => {
+    client.destroy();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  const wait = waitState(client, 'closed');
+  client.connect();
+  const change = await wait;
+  const message = change.cause?.message ?? '';
+  assert.equal(change.cause?.code, 'ERR_UPGRADE_REJECTED');
+  assert.equal(requests, 1);
+  assert.match(message, new RegExp(`^ERR_UPGRADE_REJECTED 127\\.0\\.0\\.1:${port} \\(HTTP 401 Unauthorized: \\{"error":"invalid api key", "key":"\\[REDACTED\\]"`));
+  assert.ok(!message.includes(apiKey), `the key is not quoted back: ${message}`);
+  assert.ok(!message.includes('\n'), 'one line');
+  const quoted = String(change.cause?.details.body);
+  assert.ok(Buffer.byteLength(quoted) <= 200 + 3, `at most ~200 bytes quoted (${Buffer.byteLength(quoted)})`);
+  assert.ok(quoted.endsWith('…'), 'a cut body says so');
 });
 
 test('upgrade answered 503 → ERR_UPGRADE_REJECTED status 503 and retried', async (t) => {

@@ -5,9 +5,12 @@
 // from upstream servers and workers.
 'use strict';
 
-const POINTS = 120; // two minutes of one-second samples
+const POINTS = 300; // five minutes of one-second samples: what the hub keeps (event: history)
 const MIN_SAMPLE_MS = 500; // state-change pushes arrive between ticks; too close to rate
+const STALE_AFTER_MS = 5000; // no snapshot for this long (pushes come every second) → the page is stale
 const charts = new Map(); // upstream name → { plot, data, prev }
+let history = {}; // upstream name → the hub's recent rates, applied when its chart is made
+let lastUpdate = 0; // when the last snapshot arrived (browser clock)
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -46,12 +49,29 @@ function fmtAgo(ms) {
   return Math.round(s / 86400) + 'd';
 }
 
+function fmtDuration(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return s + 's';
+  if (s < 3600) return Math.floor(s / 60) + 'm ' + (s % 60) + 's';
+  if (s < 86400) return Math.floor(s / 3600) + 'h ' + Math.floor((s % 3600) / 60) + 'm';
+  return Math.floor(s / 86400) + 'd ' + Math.floor((s % 86400) / 3600) + 'h';
+}
+
 function fmtTime(at) {
   return new Date(at).toLocaleTimeString([], { hour12: false });
 }
 
 function fact(k, v, role) {
   return el('div', { class: 'fact' }, el('span', { class: 'k', text: k }), el('span', { class: 'v', text: v, 'data-role': role }));
+}
+
+// A count per reason (`ERR_…=n`), one reason per line: long codes wrap inside their own cell, never over the next one.
+function listFact(k, obj, role) {
+  const parts = Object.entries(obj || {}).filter(([, n]) => n > 0).map(([r, n]) => r + '=' + n);
+  const v = el('span', { class: 'v list', 'data-role': role });
+  if (!parts.length) v.textContent = '0';
+  for (const p of parts) v.append(el('span', { class: 'item', text: p }));
+  return el('div', { class: 'fact' + (parts.length ? ' wide' : '') }, el('span', { class: 'k', text: k }), v);
 }
 
 function sum(obj) {
@@ -65,10 +85,31 @@ function drops(obj) {
 
 // ── upstream cards ───────────────────────────────────────────────────────
 
+/** The hub's recent rates for `name` as uPlot data, and the counters to continue from. */
+function seed(name) {
+  const h = history[name];
+  if (!h) return { data: [[], [], []], prev: undefined };
+  const n = Math.max(0, h.t.length - POINTS);
+  const prev = h.last ? { now: h.last.at, messagesIn: h.last.messagesIn, deliveries: h.last.deliveries } : undefined;
+  return { data: [h.t.slice(n), h.in.slice(n), h.delivered.slice(n)], prev };
+}
+
+function applyHistory(data) {
+  history = (data && data.upstreams) || {};
+  for (const [name, entry] of charts) {
+    const seeded = seed(name);
+    entry.data = seeded.data;
+    entry.prev = seeded.prev;
+    entry.plot.setData(entry.data);
+    entry.container.closest('[data-upstream]').dataset.points = String(entry.data[0].length);
+  }
+}
+
 function chartFor(name, container) {
   let entry = charts.get(name);
   if (entry) return entry;
-  const data = [[], [], []];
+  const seeded = seed(name);
+  const data = seeded.data;
   const width = Math.max(300, container.clientWidth || 480);
   const plot = new uPlot({
     width,
@@ -90,7 +131,7 @@ function chartFor(name, container) {
       { label: 'delivered/s', stroke: '#1f9d55', width: 1.5, points: { show: false } },
     ],
   }, data, container);
-  entry = { plot, data, prev: undefined, container };
+  entry = { plot, data, prev: seeded.prev, container };
   charts.set(name, entry);
   return entry;
 }
@@ -114,6 +155,7 @@ function upstreamCard(u) {
     el('div', { class: 'card-head' },
       el('h3', { text: u.name }),
       el('span', { class: 'badge', 'data-role': 'state' }),
+      el('span', { class: 'outage', 'data-role': 'outage' }),
       el('span', { class: 'muted', 'data-role': 'adapter' }),
       el('span', { class: 'url', 'data-role': 'url' })),
     el('div', { class: 'reason', 'data-role': 'reason' }),
@@ -144,11 +186,16 @@ function renderUpstreams(s) {
     q('url').title = c.url;
     const last = u.history[u.history.length - 1];
     q('reason').textContent = c.state === 'open' ? '' : (last ? last.reason : '');
+    // How long the upstream has been down: since it left `open` (gapStart), or since its first attempt if it never opened.
+    const downSince = c.state === 'open' ? undefined : (u.gapStart ?? (u.history[0] ? u.history[0].at : s.startedAt));
+    q('outage').textContent = downSince === undefined ? '' : 'down for ' + fmtDuration(s.now - downSince);
+    q('outage').title = downSince === undefined ? '' : 'since ' + fmtTime(downSince);
     const entry = chartFor(u.name, q('chart'));
     sample(entry, u, s.now);
+    card.dataset.points = String(entry.data[0].length);
     const rate = entry.data[1].length ? entry.data[1][entry.data[1].length - 1] : 0;
     q('facts').replaceChildren(
-      fact('since', c.state === 'open' ? fmtAgo(s.now - c.lastOpenAt) : fmtAgo(c.lastCloseAt ? s.now - c.lastCloseAt : undefined)),
+      fact(c.state === 'open' ? 'up for' : 'last attempt', c.state === 'open' ? fmtAgo(s.now - c.lastOpenAt) : fmtAgo(c.lastCloseAt ? s.now - c.lastCloseAt : undefined) + ' ago'),
       fact('sessions', fmtNum(u.sessions)),
       fact('topics', fmtNum(u.topics.length)),
       fact('msg in', fmtNum(u.messagesIn), 'messagesIn'),
@@ -160,7 +207,7 @@ function renderUpstreams(s) {
       fact('lost', fmtNum(c.disconnects), 'disconnects'),
       fact('failed attempts', fmtNum(c.failedAttempts), 'failedAttempts'),
       fact('send queue', c.queue.messages + ' / ' + fmtBytes(c.queue.bytes)),
-      fact('dropped', drops(c.dropped)),
+      listFact('dropped', c.dropped),
       fact('peer', c.remoteAddress ? c.remoteAddress + (c.family ? ' (' + c.family + ')' : '') : '–'),
     );
     const items = u.history.slice(-20).reverse().map((h) =>
@@ -232,9 +279,9 @@ function renderServer(s) {
     fact('open sessions', fmtNum(v.open)),
     fact('handshaking', fmtNum(v.handshaking)),
     fact('accepted', fmtNum(v.accepted)),
-    fact('rejected', drops(v.rejected)),
-    fact('errors', drops(v.errors)),
-    fact('hub drops', drops(s.dropped)),
+    listFact('rejected', v.rejected, 'rejected'),
+    listFact('errors', v.errors, 'errors'),
+    listFact('hub drops', s.dropped, 'hub-drops'),
     fact('fd exhausted', v.fdExhausted ? 'yes' : 'no'),
     fact('loop p99', loop ? (loop.p99Seconds * 1000).toFixed(1) + ' ms' : '–'),
     fact('loop max', loop ? (loop.maxSeconds * 1000).toFixed(1) + ' ms' : '–'),
@@ -283,12 +330,32 @@ function token() {
   return window.sessionStorage.getItem('wshub-token');
 }
 
+// The hub stopped answering (down, restarting, network): every value on the page is old. Say so over the
+// whole page — the ready badge too, which must not stay a green "ready" the hub can no longer vouch for.
+function setStale(stale) {
+  if (document.body.classList.contains('stale') === stale) return;
+  document.body.classList.toggle('stale', stale);
+  const notice = document.getElementById('stale');
+  const ready = document.getElementById('ready');
+  if (stale) {
+    const at = lastUpdate ? fmtTime(lastUpdate) : 'never';
+    notice.textContent = 'The hub is not answering: everything below is as of ' + at + '. Retrying…';
+    notice.hidden = false;
+    ready.textContent = 'stale';
+    ready.className = 'badge badge-stale';
+    ready.title = 'no update from the hub since ' + at;
+  } else {
+    notice.hidden = true;
+  }
+}
+
 function connect() {
   const t = token();
   const source = new EventSource(t ? '/events?token=' + encodeURIComponent(t) : '/events');
   source.addEventListener('open', () => setLive(true));
   source.addEventListener('error', () => {
     setLive(false);
+    setStale(true);
     // EventSource hides the status; ask once whether the token is what is missing.
     const headers = t ? { authorization: 'Bearer ' + t } : {};
     window.fetch('/status', { method: 'HEAD', headers }).then((res) => {
@@ -298,10 +365,17 @@ function connect() {
       live.textContent = t ? 'token refused' : 'token required: open /#token=…';
     }, () => {});
   });
+  source.addEventListener('history', (ev) => applyHistory(JSON.parse(ev.data)));
   source.addEventListener('stats', (ev) => {
+    lastUpdate = Date.now();
     setLive(true);
+    setStale(false);
     render(JSON.parse(ev.data));
   });
+  // A hub that hangs keeps the connection open and sends nothing: no 'error' comes, so watch the clock too.
+  window.setInterval(() => {
+    if (lastUpdate && Date.now() - lastUpdate > STALE_AFTER_MS) setStale(true);
+  }, 1000);
 }
 
 window.addEventListener('resize', () => {

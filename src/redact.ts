@@ -17,8 +17,11 @@
  *    they stand alone (a whole path segment, query value or header value):
  *    searching every line for `443` or `info` would mangle the output and
  *    protect nothing.
+ *
+ * Kept free of pino (and everything else of the daemon's) so that option
+ * validation and the worker-side client can use it without loading the logger.
  */
-import { WshubError } from '../errors.js';
+import { WshubError } from './errors.js';
 
 /** What replaces a secret in logs, /status and metrics. */
 export const REDACTED = '[REDACTED]';
@@ -38,8 +41,14 @@ export const PUBLIC_QUERY_PARAMS: readonly string[] = Object.freeze([
 /** Header names whose values never reach a log line. */
 export const SECRET_HEADERS: readonly string[] = Object.freeze(['authorization', 'cookie', 'set-cookie', 'proxy-authorization', 'sec-websocket-protocol', 'x-api-key']);
 
-/** Header names that look like credentials even when not listed. */
-const SECRET_NAME = /(token|key|secret|pass|auth|sig|signature|session|credential)/i;
+/** Header, query and option names that look like credentials even when not listed. */
+export const SECRET_PARAM = /(token|key|secret|pass|auth|sig|signature|session|credential)/i;
+
+/** True when a header or option name carries a credential (its value is never shown). */
+export function isSecretName(name: string): boolean {
+  const lower = name.toLowerCase();
+  return SECRET_HEADERS.includes(lower) || SECRET_PARAM.test(lower);
+}
 
 /** Secrets at least this long are searched for in all text; shorter ones only where they stand alone. @default 6 */
 export const MIN_SECRET_TEXT_LENGTH = 6;
@@ -168,7 +177,7 @@ export class Redactor {
     const out: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(headers as Record<string, unknown>)) {
       const lower = name.toLowerCase();
-      const secret = SECRET_HEADERS.includes(lower) || SECRET_NAME.test(lower) || (typeof value === 'string' && this.isSecret(value));
+      const secret = SECRET_HEADERS.includes(lower) || SECRET_PARAM.test(lower) || (typeof value === 'string' && this.isSecret(value));
       out[name] = secret ? REDACTED : this.value(value);
     }
     return out;
@@ -212,3 +221,39 @@ export class Redactor {
 
 /** The redactor with no secrets: structure only (user info, non-public query values, credential headers). */
 export const STRUCTURAL_REDACTOR = new Redactor();
+
+/**
+ * A URL safe to show: user info and every query value whose name is not on
+ * {@link PUBLIC_QUERY_PARAMS} replaced by `[REDACTED]` (and, given a
+ * redactor, its secrets too). Never throws; an unparsable string is returned
+ * with anything after `?` removed.
+ */
+export function redactUrl(input: string, redactor: Redactor = STRUCTURAL_REDACTOR): string {
+  return redactor.url(input);
+}
+
+/** A copy of a header map with the values of credential headers (any case) replaced by `[REDACTED]`. */
+export function redactHeaders(headers: unknown, redactor: Redactor = STRUCTURAL_REDACTOR): unknown {
+  return redactor.headers(headers);
+}
+
+/**
+ * Text from elsewhere (a server's error page) made safe and short enough to
+ * quote on one line: every occurrence of a known secret replaced, URLs
+ * redacted, control characters and runs of white space collapsed to one
+ * space, cut to `maxBytes` of UTF-8 with `…` when longer.
+ */
+export function quoteSafely(text: string, secrets: readonly string[], maxBytes: number): string {
+  let out = text;
+  for (const secret of secrets) {
+    // Very short values (e.g. "1") would blank unrelated text; they are not secrets worth the noise.
+    if (secret.length >= 4) out = out.split(secret).join(REDACTED);
+  }
+  out = out.replace(/\b(?:wss?|https?):\/\/[^\s"'<>]+/g, (url) => redactUrl(url));
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what must not reach a terminal
+  out = out.replace(/[\u0000-\u001f\u007f\s]+/g, ' ').trim();
+  const bytes = Buffer.from(out, 'utf8');
+  if (bytes.length <= maxBytes) return out;
+  // Cut on a character boundary: a split multi-byte sequence decodes to U+FFFD, which is dropped.
+  return `${bytes.subarray(0, maxBytes).toString('utf8').replace(/\uFFFD$/, '')}…`;
+}
