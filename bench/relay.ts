@@ -82,7 +82,7 @@ function combine(list: ThroughputRun[]): ThroughputRun {
     gaps: sum((t) => t.gaps),
     outOfOrder: sum((t) => t.outOfOrder),
     ...(med.hubDropped !== undefined ? { hubDropped: sum((t) => t.hubDropped) } : {}),
-    ...(list.length > 1 ? { repetitions: list.map((t) => t.deliveredPerSec) } : {}),
+    ...(list.length > 1 ? { repetitions: list.map((t) => t.deliveredPerSec), lostByRepetition: list.map((t) => t.lost) } : {}),
   };
 }
 

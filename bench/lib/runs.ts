@@ -59,6 +59,8 @@ export interface ThroughputRun extends Losses {
   measureMs: number;
   /** When the run was repeated: every repetition's msg/s (the fields above are the median's; losses are summed). */
   repetitions?: number[];
+  /** When the run was repeated: every repetition's losses, in the same order. */
+  lostByRepetition?: number[];
   /** Workers that received nothing during the measurement (the system stalled). */
   stalledWorkers?: number;
 }
