@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import connectStorm from './connect-storm.js';
 import { killEverything } from './lib/procs.js';
 import attachStorm from './attach-storm.js';
+import chaos from './chaos.js';
 import flood from './flood.js';
 import limits from './limits.js';
 import memory from './memory.js';
@@ -34,7 +35,7 @@ import slowConsumer from './slow-consumer.js';
 import type { BenchOptions, BenchResult, BenchScenario } from './scenario.js';
 
 /** Every scenario, in the order `npm run bench` runs them. */
-export const SCENARIOS: readonly BenchScenario[] = [limits, relay, slowConsumer, flood, connectStorm, attachStorm, memory];
+export const SCENARIOS: readonly BenchScenario[] = [limits, relay, slowConsumer, flood, connectStorm, attachStorm, memory, chaos];
 
 /** Upper bound on one scenario in quick mode; the whole quick suite must stay < 2 min. */
 export const QUICK_SCENARIO_BUDGET_MS = 90_000;
@@ -98,7 +99,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (flags.includes('--list')) {
-    for (const s of SCENARIOS) console.log(`${s.name}\t${s.description}`);
+    for (const s of SCENARIOS) console.log(`${s.name}\t${s.description}${s.optIn ? ' (runs only when named)' : ''}`);
     return 0;
   }
   const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
@@ -106,7 +107,7 @@ async function main(argv: readonly string[]): Promise<number> {
     console.error(`unknown scenario ${unknown.join(', ')}\n${usage()}`);
     return 2;
   }
-  const selected = names.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => names.includes(s.name));
+  const selected = names.length === 0 ? SCENARIOS.filter((s) => !s.optIn) : SCENARIOS.filter((s) => names.includes(s.name));
   const opts: BenchOptions = { quick: flags.includes('--quick') };
   mkdirSync(RESULTS_DIR, { recursive: true });
 
