@@ -1,22 +1,30 @@
 /**
  * Relay: one upstream → N workers, through the hub (workers on its Unix
- * socket) against what a user would pick instead, in the same run on the same
- * machine: every worker connecting directly to the upstream with ws over TCP,
- * a Socket.IO server broadcasting to N clients, and NATS (Debian's
- * nats-server) publishing to N subscribers.
+ * socket, every hub option at its default) against, in the same run on the
+ * same machine:
+ * - the ceiling: a pre-framed WebSocket fan-out (frames built once, written in
+ *   batches to ordinary ws clients — a relay that costs nothing);
+ * - the floor for an extra hop: a byte pipe in the hub's place, each worker's
+ *   connection piped to the upstream;
+ * - what a user would pick instead: every worker connecting directly to the
+ *   upstream with ws, a Socket.IO server broadcasting, NATS.
  *
- * The source sends as fast as the slowest worker's acks allow (a window of
- * up to 16 MiB per consumer), so no system is measured while it silently drops
- * or buffers without bound; the hub's drop counters are read before and
- * after each run and reported (they must be 0).
+ * Two pacing modes (bench/fixtures/pacer.ts): `free` — the source writes as
+ * fast as its sockets take the bytes and waits for nobody (what real feeds
+ * do; the default, and the table the targets are read from) — and `window` —
+ * ack-paced, as earlier reports were measured. Every system's losses are
+ * counted at the workers from sequence numbers, run by run; for the hub its
+ * own drop counters are read beside them.
  *
- * Measured per (system, N, size): delivered messages/s summed over workers,
- * CPU seconds per million delivered of the fan-out process (the hub, the ws
- * source, the Socket.IO server, nats-server) and of the source, fan-out RSS.
- * At a fixed rate (10k msg/s, 1 KiB): latency p50/p99/p999 from the source's
- * send stamp to the worker; "added" = hub − direct ws, same processes.
+ * Measured per (mode, system, N, size): delivered messages/s summed over
+ * workers (median of rotating repetitions), losses, CPU seconds per million
+ * delivered of the fan-out process and of the source. At a fixed rate (10k
+ * msg/s, 1 KiB): latency p50/p99/p999 from the source's send stamp to the
+ * worker; the hub's added latency is read against the byte pipe.
  */
-import { RelayLab, type LatencyRun, type System, type SystemName, type ThroughputRun } from './lib/relay-lab.js';
+import { RelayLab, type System, type SystemName } from './lib/relay-lab.js';
+import { latency, throughput, type LatencyRun, type ThroughputRun } from './lib/runs.js';
+import type { PaceMode } from './fixtures/pacer.js';
 import { round, type BenchResult, type BenchScenario } from './scenario.js';
 
 export const LATENCY_RATE = 10_000;
@@ -37,60 +45,93 @@ interface Plan {
 const FULL: Plan = { workerCounts: [1, 4, 16, 64], sizes: [64, 1024, 65536], latencyWorkerCounts: [1, 4, 16], warmMs: 500, measureMs: 2000, latencyWarmMs: 500, latencyMs: 3000, repetitions: 3 };
 const QUICK: Plan = { workerCounts: [4], sizes: [1024], latencyWorkerCounts: [4], warmMs: 300, measureMs: 1000, latencyWarmMs: 300, latencyMs: 1000, repetitions: 1 };
 
-const SYSTEMS: SystemName[] = ['hub', 'ws', 'socket.io', 'nats'];
+/** Which systems each pacing mode measures: free-running all; ack-paced the hub against its references, for comparison with earlier reports. */
+export const MODE_SYSTEMS: Record<PaceMode, SystemName[]> = {
+  free: ['hub', 'ceiling', 'pipe', 'ws', 'socket.io', 'nats'],
+  window: ['hub', 'ceiling', 'ws'],
+};
+const ALL_SYSTEMS: SystemName[] = MODE_SYSTEMS.free;
+const LATENCY_SYSTEMS: SystemName[] = ['hub', 'pipe', 'ceiling', 'ws', 'nats', 'socket.io'];
 
-function find(runs: ThroughputRun[], system: SystemName, n: number, size: number): ThroughputRun | undefined {
-  return runs.find((r) => r.system === system && r.workers === n && r.size === size);
+/** The hub's targets (issue 11), as ratios measured in one run. */
+export const TARGETS = {
+  hubVsCeiling16x1k: 0.8,
+  hubVsDirect1x1k: 1.0,
+  hubVsDirect1x64k: 0.9,
+  addedP50Us: 100,
+  p99VsPipe: 1.2,
+} as const;
+
+export function findRun(runs: readonly ThroughputRun[], mode: PaceMode, system: SystemName, n: number, size: number): ThroughputRun | undefined {
+  return runs.find((r) => r.mode === mode && r.system === system && r.workers === n && r.size === size);
 }
 
 function ratio(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined || b === undefined || b === 0 ? undefined : round(a / b, 2);
 }
 
+/** The median repetition's rates; the losses of every repetition added up (a loss in any of them counts). */
+function combine(list: ThroughputRun[]): ThroughputRun {
+  const sorted = [...list].sort((a, b) => a.deliveredPerSec - b.deliveredPerSec);
+  const med = sorted[Math.floor(sorted.length / 2)]!;
+  const sum = (f: (t: ThroughputRun) => number | undefined): number => list.reduce((a, t) => a + (f(t) ?? 0), 0);
+  return {
+    ...med,
+    lost: sum((t) => t.lost),
+    lostWorkers: Math.max(...list.map((t) => t.lostWorkers)),
+    gaps: sum((t) => t.gaps),
+    outOfOrder: sum((t) => t.outOfOrder),
+    ...(med.hubDropped !== undefined ? { hubDropped: sum((t) => t.hubDropped) } : {}),
+    ...(list.length > 1 ? { repetitions: list.map((t) => t.deliveredPerSec), lostByRepetition: list.map((t) => t.lost) } : {}),
+  };
+}
+
 const scenario: BenchScenario = {
   name: 'relay',
-  description: 'one upstream → N workers: wshub (Unix socket) vs direct ws, Socket.IO broadcast, NATS; msg/s, CPU s per M, latency at 10k msg/s',
+  description: 'one upstream → N workers, free-running and ack-paced: wshub (defaults) vs a pre-framed fan-out (ceiling), a byte pipe (floor), direct ws, Socket.IO, NATS; msg/s, losses, CPU s per M, latency at 10k msg/s',
   async run({ quick }): Promise<BenchResult> {
     const plan = quick ? QUICK : FULL;
     const lab = new RelayLab();
     const runs: ThroughputRun[] = [];
-    const latency: LatencyRun[] = [];
+    const lat: LatencyRun[] = [];
     const log = (s: string): void => console.error(`  relay: ${s}`);
     try {
       await lab.start();
       await lab.startHub();
       for (const n of plan.workerCounts) {
         await lab.ensureWorkers(n);
-        const systems: System[] = [];
-        for (const name of SYSTEMS) {
-          const system = name === 'hub' ? lab.hubSystem() : name === 'ws' ? lab.wsSystem() : name === 'socket.io' ? await lab.sioSystem() : await lab.natsSystem();
-          await lab.connect(system, n, LATENCY_SIZE);
-          systems.push(system);
+        const systems = new Map<SystemName, System>();
+        for (const name of ALL_SYSTEMS) {
+          const system = await lab.system(name);
+          await lab.connect(system, n);
+          systems.set(name, system);
         }
         try {
           for (const size of plan.sizes) {
-            // Systems take turns, in a rotating order, and the median of the repetitions counts:
-            // a slowdown of the whole machine (other jobs) then hits every system alike.
-            const tries = new Map<SystemName, ThroughputRun[]>(SYSTEMS.map((name) => [name, []]));
-            for (let rep = 0; rep < plan.repetitions; rep++) {
-              for (let k = 0; k < systems.length; k++) {
-                const system = systems[(k + rep) % systems.length]!;
-                tries.get(system.name)!.push(await lab.throughput(system, n, size, plan.warmMs, plan.measureMs));
+            for (const mode of ['free', 'window'] as const) {
+              // Systems take turns, in a rotating order, and the median of the repetitions counts:
+              // a slowdown of the whole machine (other jobs) then hits every system alike.
+              const names = MODE_SYSTEMS[mode];
+              const tries = new Map<SystemName, ThroughputRun[]>(names.map((name) => [name, []]));
+              for (let rep = 0; rep < plan.repetitions; rep++) {
+                for (let k = 0; k < names.length; k++) {
+                  const name = names[(k + rep) % names.length]!;
+                  tries.get(name)!.push(await throughput(lab, systems.get(name)!, n, size, plan.warmMs, plan.measureMs, { mode }));
+                }
               }
-            }
-            for (const name of SYSTEMS) {
-              const list = tries.get(name)!.sort((a, b) => a.deliveredPerSec - b.deliveredPerSec);
-              const r: ThroughputRun = { ...list[Math.floor(list.length / 2)]!, ...(list.length > 1 ? { repetitions: list.map((t) => t.deliveredPerSec) } : {}) };
-              if (r.hubDropped !== undefined) r.hubDropped = list.reduce((a, t) => a + (t.hubDropped ?? 0), 0);
-              runs.push(r);
-              log(`${name} N=${n} ${size} B: ${r.deliveredPerSec} msg/s (${list.map((t) => t.deliveredPerSec).join(', ')}), fan-out ${r.fanoutCpuPerM ?? '?'} CPU s/M${r.hubDropped === undefined ? '' : `, dropped ${r.hubDropped}`}`);
+              for (const name of names) {
+                const list = tries.get(name)!;
+                const r = combine(list);
+                runs.push(r);
+                log(`${mode} ${name} N=${n} ${size} B: ${r.deliveredPerSec} msg/s (${list.map((t) => t.deliveredPerSec).join(', ')}), fan-out ${r.fanoutCpuPerM ?? '?'} CPU s/M, lost ${r.lost}${r.hubDropped === undefined ? '' : ` (hub dropped ${r.hubDropped})`}`);
+              }
             }
           }
           if (plan.latencyWorkerCounts.includes(n)) {
-            for (const system of systems) {
-              const l = await lab.latency(system, n, LATENCY_SIZE, LATENCY_RATE, plan.latencyWarmMs, plan.latencyMs);
-              latency.push(l);
-              log(`${system.name} N=${n} latency @${LATENCY_RATE}/s: p50 ${l.p50Us} µs p99 ${l.p99Us} µs p999 ${l.p999Us} µs${l.overloaded ? ` (overloaded: ${l.achievedRatePerWorker}/s per worker)` : ''}`);
+            for (const name of LATENCY_SYSTEMS) {
+              const l = await latency(lab, systems.get(name)!, n, LATENCY_SIZE, LATENCY_RATE, plan.latencyWarmMs, plan.latencyMs, { mode: 'free' });
+              lat.push(l);
+              log(`${name} N=${n} latency @${LATENCY_RATE}/s: p50 ${l.p50Us} µs p99 ${l.p99Us} µs p999 ${l.p999Us} µs, lost ${l.lost}${l.overloaded ? ` (overloaded: ${l.achievedRatePerWorker}/s per worker)` : ''}`);
             }
           }
         } finally {
@@ -100,55 +141,60 @@ const scenario: BenchScenario = {
     } finally {
       await lab.destroy();
     }
-
-    const ratios = runs
-      .filter((r) => r.system === 'hub')
-      .map((h) => ({
-        workers: h.workers,
-        size: h.size,
-        vsWs: ratio(h.deliveredPerSec, find(runs, 'ws', h.workers, h.size)?.deliveredPerSec),
-        vsSocketIo: ratio(h.deliveredPerSec, find(runs, 'socket.io', h.workers, h.size)?.deliveredPerSec),
-        vsNats: ratio(h.deliveredPerSec, find(runs, 'nats', h.workers, h.size)?.deliveredPerSec),
-        cpuPerMVsWs: ratio(h.fanoutCpuPerM, find(runs, 'ws', h.workers, h.size)?.fanoutCpuPerM),
-      }));
-    const added = latency
-      .filter((l) => l.system === 'hub')
-      .map((h) => {
-        const d = latency.find((l) => l.system === 'ws' && l.workers === h.workers);
-        const diff = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined || b === undefined ? undefined : a - b);
-        // Against a saturated baseline the difference means nothing: flagged, and kept out of the target.
-        return { workers: h.workers, p50Us: diff(h.p50Us, d?.p50Us), p99Us: diff(h.p99Us, d?.p99Us), p999Us: diff(h.p999Us, d?.p999Us), comparable: !h.overloaded && d !== undefined && !d.overloaded };
-      });
-    const hubDropped = runs.reduce((a, r) => a + (r.hubDropped ?? 0), 0) + latency.reduce((a, r) => a + (r.hubDropped ?? 0), 0);
-    const hub1 = find(runs, 'hub', 1, 1024);
-    const ws1 = find(runs, 'ws', 1, 1024);
-    const hub16 = find(runs, 'hub', 16, 1024);
-    const ws16 = find(runs, 'ws', 16, 1024);
-    const nats16 = find(runs, 'nats', 16, 1024);
-    // Direct ws to 16 workers cannot carry 10k msg/s each on 2 cores; the target is read where both sides keep the rate.
-    const addedKey = added.find((a) => a.workers === 1 && a.comparable) ?? added.find((a) => a.comparable);
-    const targets = {
-      hub1VsDirect: { ratio: ratio(hub1?.deliveredPerSec, ws1?.deliveredPerSec), target: 1 },
-      hub16VsDirect16: { ratio: ratio(hub16?.deliveredPerSec, ws16?.deliveredPerSec), target: 3 },
-      hub16VsNats16: { ratio: ratio(hub16?.deliveredPerSec, nats16?.deliveredPerSec), target: 1 },
-      addedP50Us: { value: addedKey?.p50Us, workers: addedKey?.workers, target: 200 },
-    };
-    const headline = ratios.find((r) => r.workers === 16 && r.size === 1024) ?? ratios[0];
-    return {
-      summary:
-        `hub N=${headline?.workers} ${headline?.size} B: ×${headline?.vsWs ?? '?'} direct ws, ×${headline?.vsSocketIo ?? '?'} Socket.IO, ×${headline?.vsNats ?? '?'} NATS; `
-        + `added latency (N=${addedKey?.workers ?? '?'}) p50 ${addedKey?.p50Us ?? '?'} µs p99 ${addedKey?.p99Us ?? '?'} µs; hub dropped ${hubDropped}`,
-      plan,
-      latencyRate: LATENCY_RATE,
-      latencySize: LATENCY_SIZE,
-      runs,
-      latency,
-      added,
-      ratios,
-      targets,
-      hubDropped,
-    };
+    return summarize(plan, runs, lat);
   },
 };
+
+function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[]): BenchResult {
+  const hubRuns = runs.filter((r) => r.system === 'hub');
+  const ratios = hubRuns.map((h) => {
+    const vs = (s: SystemName): number | undefined => ratio(h.deliveredPerSec, findRun(runs, h.mode, s, h.workers, h.size)?.deliveredPerSec);
+    return { mode: h.mode, workers: h.workers, size: h.size, vsCeiling: vs('ceiling'), vsPipe: vs('pipe'), vsWs: vs('ws'), vsSocketIo: vs('socket.io'), vsNats: vs('nats'), hubCpuPerM: h.fanoutCpuPerM };
+  });
+  // Added latency against the byte pipe (the hop alone), where both carried the rate.
+  const added = lat
+    .filter((l) => l.system === 'hub')
+    .map((h) => {
+      const p = lat.find((l) => l.system === 'pipe' && l.workers === h.workers);
+      const diff = (a?: number, b?: number): number | undefined => (a === undefined || b === undefined ? undefined : a - b);
+      return { workers: h.workers, p50Us: diff(h.p50Us, p?.p50Us), p99Ratio: ratio(h.p99Us, p?.p99Us), p999Ratio: ratio(h.p999Us, p?.p999Us), comparable: !h.overloaded && p !== undefined && !p.overloaded };
+    });
+  const addedKey = added.find((a) => a.workers === 1 && a.comparable) ?? added.find((a) => a.comparable);
+  const get = (mode: PaceMode, s: SystemName, n: number, size: number): number | undefined => findRun(runs, mode, s, n, size)?.deliveredPerSec;
+  const pair = (s: SystemName, n: number, size: number): { free?: number; window?: number } => ({ free: ratio(get('free', 'hub', n, size), get('free', s, n, size)), window: ratio(get('window', 'hub', n, size), get('window', s, n, size)) });
+  // Healthy workers must lose nothing: every free-running hub cell, workers' ledgers and hub counters alike.
+  const dropCells = hubRuns.filter((r) => r.mode === 'free' && [1, 16, 64].includes(r.workers)).map((r) => ({ workers: r.workers, size: r.size, lost: r.lost, hubDropped: r.hubDropped ?? 0 }));
+  const h16 = findRun(runs, 'free', 'hub', 16, 1024);
+  const targets = {
+    hubVsCeiling16x1k: { ratio: pair('ceiling', 16, 1024), target: TARGETS.hubVsCeiling16x1k },
+    hubVsDirect1x1k: { ratio: pair('ws', 1, 1024), target: TARGETS.hubVsDirect1x1k },
+    hubVsDirect1x64k: { ratio: pair('ws', 1, 65536), target: TARGETS.hubVsDirect1x64k },
+    zeroDrops: { cells: dropCells, met: dropCells.length === 0 ? undefined : dropCells.every((c) => c.lost === 0 && c.hubDropped === 0) },
+    addedLatency: { workers: addedKey?.workers, p50Us: addedKey?.p50Us, p99Ratio: addedKey?.p99Ratio, targetP50Us: TARGETS.addedP50Us, targetP99Ratio: TARGETS.p99VsPipe },
+    hubCpuPerM16x1k: h16?.fanoutCpuPerM,
+  };
+  // Losses per system and mode over every run (throughput and latency).
+  const drops: Record<string, { free: number; window: number; hubDropped?: number }> = {};
+  for (const r of [...runs, ...lat]) {
+    const d = (drops[r.system] ??= { free: 0, window: 0 });
+    d[r.mode] += r.lost;
+    if (r.hubDropped !== undefined) d.hubDropped = (d.hubDropped ?? 0) + r.hubDropped;
+  }
+  const f = targets.hubVsCeiling16x1k.ratio;
+  const headline = f.free !== undefined ? `hub N=16 1 KiB: ×${f.free} ceiling free-running (×${f.window ?? '?'} ack-paced)` : `hub: ${ratios.map((r) => `${r.mode} N=${r.workers} ${r.size} B ×${r.vsCeiling ?? '?'} ceiling`).join(', ')}`;
+  return {
+    summary: `${headline}; added latency vs pipe (N=${addedKey?.workers ?? '?'}) p50 +${addedKey?.p50Us ?? '?'} µs, p99 ×${addedKey?.p99Ratio ?? '?'}; lost: ${Object.entries(drops).map(([s, d]) => `${s} ${d.free}/${d.window}`).join(', ')} (free/ack-paced)`,
+    plan,
+    modes: MODE_SYSTEMS,
+    latencyRate: LATENCY_RATE,
+    latencySize: LATENCY_SIZE,
+    runs,
+    latency: lat,
+    added,
+    ratios,
+    targets,
+    drops,
+  };
+}
 
 export default scenario;

@@ -18,12 +18,15 @@
  * To add a scenario: write bench/<name>.ts whose default export is a
  * {@link BenchScenario}, and add it to {@link SCENARIOS}.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { arch, cpus, platform, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import connectStorm from './connect-storm.js';
 import { killEverything } from './lib/procs.js';
 import attachStorm from './attach-storm.js';
+import chaos from './chaos.js';
+import flood from './flood.js';
 import limits from './limits.js';
 import memory from './memory.js';
 import relay from './relay.js';
@@ -32,7 +35,7 @@ import slowConsumer from './slow-consumer.js';
 import type { BenchOptions, BenchResult, BenchScenario } from './scenario.js';
 
 /** Every scenario, in the order `npm run bench` runs them. */
-export const SCENARIOS: readonly BenchScenario[] = [limits, relay, slowConsumer, connectStorm, attachStorm, memory];
+export const SCENARIOS: readonly BenchScenario[] = [limits, relay, slowConsumer, flood, connectStorm, attachStorm, memory, chaos];
 
 /** Upper bound on one scenario in quick mode; the whole quick suite must stay < 2 min. */
 export const QUICK_SCENARIO_BUDGET_MS = 90_000;
@@ -51,7 +54,19 @@ export function machineFacts(): Record<string, unknown> {
     kernel: release(),
     totalMemMiB: Math.round(totalmem() / 2 ** 20),
     date: new Date().toISOString(),
+    commit: commitMeasured(),
   };
+}
+
+/** The commit the numbers belong to (`+dirty` when the worktree had changes), or undefined outside git. */
+function commitMeasured(): string | undefined {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    return dirty ? `${head}+dirty` : head;
+  } catch {
+    return undefined;
+  }
 }
 
 function usage(): string {
@@ -84,7 +99,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   if (flags.includes('--list')) {
-    for (const s of SCENARIOS) console.log(`${s.name}\t${s.description}`);
+    for (const s of SCENARIOS) console.log(`${s.name}\t${s.description}${s.optIn ? ' (runs only when named)' : ''}`);
     return 0;
   }
   const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
@@ -92,7 +107,7 @@ async function main(argv: readonly string[]): Promise<number> {
     console.error(`unknown scenario ${unknown.join(', ')}\n${usage()}`);
     return 2;
   }
-  const selected = names.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => names.includes(s.name));
+  const selected = names.length === 0 ? SCENARIOS.filter((s) => !s.optIn) : SCENARIOS.filter((s) => names.includes(s.name));
   const opts: BenchOptions = { quick: flags.includes('--quick') };
   mkdirSync(RESULTS_DIR, { recursive: true });
 

@@ -30,6 +30,8 @@ export interface BenchScenario {
   name: string;
   /** What is measured and against which baseline. */
   description: string;
+  /** Runs only when named (`npm run bench -- chaos`), not in a plain `npm run bench`. */
+  optIn?: boolean;
   run(opts: BenchOptions): Promise<BenchResult>;
 }
 

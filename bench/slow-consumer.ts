@@ -1,68 +1,100 @@
 /**
- * Slow consumer: 16 workers on the hub, then one of them stops reading its
- * socket. The hub runs its default slow-consumer policy (drop-oldest, 4 MiB
- * per session), so the stalled session's frames are dropped and counted
- * while the other 15 go on. Measured for the 15: delivered msg/s (source
- * paced by their acks only) and latency p50/p99 at 10k msg/s, against the
- * all-healthy run just before; and the stalled session's drop count.
+ * Slow consumer: 16 workers on the hub (every option at its default: the
+ * drop-oldest policy, the default queue), the source free-running; then one
+ * worker stops reading its socket. Measured for the other 15: delivered msg/s
+ * and their losses, and latency p50/p99 at 10k msg/s, against the all-healthy
+ * run just before. For the stalled one: what it never got (from its sequence
+ * numbers, once it reads again) against what the hub counted as dropped —
+ * every drop must be counted.
  */
 import { LATENCY_RATE, LATENCY_SIZE } from './relay.js';
-import { RelayLab, type LatencyRun, type ThroughputRun } from './lib/relay-lab.js';
+import { sleep } from './lib/procs.js';
+import { RelayLab } from './lib/relay-lab.js';
+import { latency, throughput, type LatencyRun, type ThroughputRun } from './lib/runs.js';
 import { round, type BenchResult, type BenchScenario } from './scenario.js';
+
+interface Ledger {
+  received: number;
+  lastSeq: number;
+  gaps: number;
+}
 
 const scenario: BenchScenario = {
   name: 'slow-consumer',
-  description: 'one of 16 hub workers stops reading: the other 15’s throughput and p99 latency vs the all-healthy run; the stalled one’s drops counted',
+  description: 'one of 16 hub workers stops reading (free-running source, hub defaults): the other 15’s throughput, losses and p99 vs the all-healthy run; the stalled one’s losses against the hub’s drop count',
   async run({ quick }): Promise<BenchResult> {
     const n = quick ? 4 : 16;
     const warmMs = quick ? 300 : 700;
     const measureMs = quick ? 1000 : 2500;
     const latencyMs = quick ? 1000 : 3000;
     const stalled = n - 1;
-    const healthy = [...Array(n - 1).keys()];
     const lab = new RelayLab();
     let healthyRun: { tp: ThroughputRun; lat: LatencyRun };
     let stalledRun: { tp: ThroughputRun; lat: LatencyRun };
+    let hubDropped = 0;
     let droppedByReason: Record<string, number> = {};
-    let stalledDrops = 0;
+    let stalledLost = 0;
+    let stalledGaps = 0;
     try {
       await lab.start();
-      // The hub's defaults for the queue and policy: what a user gets.
-      await lab.startHub({ slowConsumer: 'drop-oldest', maxQueueBytes: undefined });
+      await lab.startHub();
       await lab.ensureWorkers(n);
       const system = lab.hubSystem();
-      await lab.connect(system, n, LATENCY_SIZE);
-      // Paced by the same 15 in both runs, so the only difference is the 16th reading or not.
+      await lab.connect(system, n);
       healthyRun = {
-        tp: await lab.throughput(system, n, LATENCY_SIZE, warmMs, measureMs, healthy),
-        lat: await lab.latency(system, n, LATENCY_SIZE, LATENCY_RATE, warmMs, latencyMs, healthy),
+        tp: await throughput(lab, system, n, LATENCY_SIZE, warmMs, measureMs, { mode: 'free' }),
+        lat: await latency(lab, system, n, LATENCY_SIZE, LATENCY_RATE, warmMs, latencyMs, { mode: 'free' }),
       };
+      // The stalled worker keeps one ledger over both runs: from here to the last message of the second.
+      const firstSeq = (await lab.wsSource.call<number>('seq')) + 1;
+      await lab.workers[stalled]!.call('reset', { system: 'hub', firstSeq, ackEvery: 0 });
       const before = await lab.hubCounters();
       await lab.workers[stalled]!.call('pause');
+      const keep = { mode: 'free' as const, keep: [stalled] };
       stalledRun = {
-        tp: await lab.throughput(system, n, LATENCY_SIZE, warmMs, measureMs, healthy),
-        lat: await lab.latency(system, n, LATENCY_SIZE, LATENCY_RATE, warmMs, latencyMs, healthy),
+        tp: await throughput(lab, system, n, LATENCY_SIZE, warmMs, measureMs, keep),
+        lat: await latency(lab, system, n, LATENCY_SIZE, LATENCY_RATE, warmMs, latencyMs, keep),
       };
-      const after = await lab.hubCounters();
-      stalledDrops = after.dropped - before.dropped;
-      droppedByReason = after.droppedByReason;
+      const lastSeq = await lab.wsSource.call<number>('seq');
       await lab.workers[stalled]!.call('resume');
+      // It reads what its socket and the hub still hold for it.
+      let ledger: Ledger;
+      let last = -1;
+      for (;;) {
+        ledger = await lab.workers[stalled]!.call<Ledger>('ledger');
+        if (ledger.lastSeq >= lastSeq || ledger.received === last) break;
+        last = ledger.received;
+        await sleep(500);
+      }
+      stalledLost = lastSeq - firstSeq + 1 - ledger.received;
+      stalledGaps = ledger.gaps;
+      const after = await lab.hubCounters();
+      hubDropped = after.dropped - before.dropped;
+      droppedByReason = after.droppedByReason;
       await lab.disconnect(n);
     } finally {
       await lab.destroy();
     }
+    const healthyLost = stalledRun.tp.lost + stalledRun.lat.lost;
     const tpRatio = round(stalledRun.tp.consumersDeliveredPerSec / healthyRun.tp.consumersDeliveredPerSec, 2);
     const p99Ratio = stalledRun.lat.p99Us && healthyRun.lat.p99Us ? round(stalledRun.lat.p99Us / healthyRun.lat.p99Us, 2) : undefined;
-    console.error(`  slow-consumer: healthy ${healthyRun.tp.consumersDeliveredPerSec} msg/s p99 ${healthyRun.lat.p99Us} µs; stalled ${stalledRun.tp.consumersDeliveredPerSec} msg/s p99 ${stalledRun.lat.p99Us} µs; drops ${stalledDrops}`);
+    // Every message a worker missed is one the hub counted as dropped (the others' losses included, if any).
+    const accounted = stalledLost + healthyLost === hubDropped;
+    console.error(`  slow-consumer: healthy ${healthyRun.tp.consumersDeliveredPerSec} msg/s p99 ${healthyRun.lat.p99Us} µs; with one stalled ${stalledRun.tp.consumersDeliveredPerSec} msg/s p99 ${stalledRun.lat.p99Us} µs, the others lost ${healthyLost}; stalled lost ${stalledLost}, hub dropped ${hubDropped}`);
     return {
-      summary: `${n - 1} healthy of ${n} with one stalled: throughput ×${tpRatio}, p99 ×${p99Ratio ?? '?'} of all-healthy; stalled session dropped ${stalledDrops} (counted)`,
+      summary: `${n - 1} healthy of ${n} with one stalled: throughput ×${tpRatio}, p99 ×${p99Ratio ?? '?'} of all-healthy, the others lost ${healthyLost} (all-healthy run: ${healthyRun.tp.lost + healthyRun.lat.lost}); stalled worker missed ${stalledLost}, hub counted ${hubDropped} dropped (${accounted ? 'all accounted' : 'NOT accounted'})`,
       workers: n,
-      policy: 'drop-oldest',
-      maxQueueBytes: 'default (4 MiB)',
+      source: 'free-running',
+      policy: 'default (drop-oldest)',
+      maxQueueBytes: 'default',
       healthy: healthyRun,
       withStalled: stalledRun,
       ratios: { throughput: tpRatio, p99: p99Ratio },
-      stalledDrops,
+      healthyLost,
+      stalledLost,
+      stalledGaps,
+      hubDropped,
+      accounted,
       droppedByReason,
     };
   },

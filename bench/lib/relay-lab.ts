@@ -1,34 +1,37 @@
 /**
- * The relay bench's laboratory: one ws source process (the upstream), an
- * optional hub process attached to it, a Socket.IO source, a NATS server and
- * publisher, and a pool of worker processes that connect to whichever system
- * is being measured. Workers and the ws source are reused across systems so
- * that clock offsets between processes cancel out of "added latency".
+ * The relay bench's laboratory: one ws source process (the upstream), a hub
+ * process attached to it, the two references — a pre-framed WebSocket fan-out
+ * (the ceiling) and a byte pipe in the hub's place (the floor for an extra
+ * hop) —, a Socket.IO source, a NATS server and publisher, and a pool of
+ * worker processes that connect to whichever system is being measured.
+ * Workers and the ws source are reused across systems so that clock offsets
+ * between processes cancel out of latency differences.
  *
+ * Runs themselves (throughput, latency, the loss ledger) are in runs.ts.
  * Everything listens on 127.0.0.1 or a Unix socket in a temp dir.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { windowFor } from '../fixtures/message.js';
-import { percentile, round } from '../scenario.js';
-import { cpuSeconds, rssBytes, sleep, type Fixture, ProcessGroup } from './procs.js';
+import { sleep, type Fixture, ProcessGroup } from './procs.js';
 
-export type SystemName = 'hub' | 'ws' | 'socket.io' | 'nats';
+export type SystemName = 'hub' | 'ceiling' | 'pipe' | 'ws' | 'socket.io' | 'nats';
 
 export const NATS_SERVER = '/usr/sbin/nats-server';
 
 /** How to reach one system under test. */
 export interface System {
   name: SystemName;
-  /** The process doing the fan-out, whose CPU and RSS are reported. */
+  /** The process doing the fan-out (or the relaying), whose CPU and RSS are reported. */
   fanoutPid: number;
-  /** The process producing messages. */
+  /** The process producing and pacing messages. */
   source: Fixture;
-  /** ws source only: which of its clients to send to. */
-  target?: 'hub' | 'direct';
+  /** ws source only: which of its clients (by path) to send to. */
+  target?: 'hub' | 'direct' | 'pipe';
   connect: { kind: 'ws' | 'sio' | 'nats'; url: string };
+  /** Before a run the source must see this many clients (of `target`) for `n` workers. */
+  sourceClients?: (n: number) => number;
   /** The hub's process, for its drop counters. */
   hub?: Fixture;
 }
@@ -38,60 +41,11 @@ export interface HubCounters {
   droppedByReason: Record<string, number>;
   deliveries: number;
   messagesIn: number;
+  messagesOut: number;
   connections: number;
   queuedBytes: number;
+  upstreams: Array<{ name: string; state: string; connections: number; messagesOut: number; bytesOut: number; queue: { messages: number; bytes: number }; dropped: Record<string, number> }>;
   rss: number;
-}
-
-export interface ThroughputRun {
-  system: SystemName;
-  workers: number;
-  size: number;
-  /** Messages delivered per second, summed over workers. */
-  deliveredPerSec: number;
-  /** Messages per second summed over the workers pacing the run (all of them unless one is stalled). */
-  consumersDeliveredPerSec: number;
-  /** Slowest worker's share: its rate × workers / total (1 = perfectly even). */
-  evenness: number | undefined;
-  /** CPU seconds of the fan-out process per million delivered messages. */
-  fanoutCpuPerM: number | undefined;
-  /** CPU seconds of the source process per million delivered messages. */
-  sourceCpuPerM: number | undefined;
-  /** CPU seconds of all worker processes together per million delivered messages. */
-  workersCpuPerM: number | undefined;
-  /** ws workers: average bytes per socket read (large = the sender batches). */
-  workerAvgReadBytes?: number;
-  fanoutRssMiB: number;
-  /** Hub only: frames the hub dropped during the run (must be 0). */
-  hubDropped?: number;
-  sent: number;
-  measureMs: number;
-  /** When the run was repeated: every repetition's msg/s (the fields above are the median's). */
-  repetitions?: number[];
-  /** Baselines only: pacing workers that received nothing during the measurement (the system stalled). */
-  stalledWorkers?: number;
-}
-
-export interface LatencyRun {
-  system: SystemName;
-  workers: number;
-  size: number;
-  rate: number;
-  /** Messages per second one worker actually received. */
-  achievedRatePerWorker: number;
-  /** The system could not carry the rate (a worker got under 95% of it): its latency is that of a saturated system. */
-  overloaded: boolean;
-  samples: number;
-  p50Us: number | undefined;
-  p99Us: number | undefined;
-  p999Us: number | undefined;
-  maxUs: number | undefined;
-  skipped: number;
-  hubDropped?: number;
-}
-
-export interface LabOptions {
-  hubConfig?: Record<string, unknown>;
 }
 
 /** A free TCP port on 127.0.0.1 (for nats-server, which cannot report one it picked). */
@@ -110,6 +64,8 @@ export class RelayLab {
   wsPort = 0;
   hub: Fixture | undefined;
   readonly workers: Fixture[] = [];
+  #ceiling: Fixture | undefined;
+  #pipe: Fixture | undefined;
   #sio: { source: Fixture; port: number } | undefined;
   #nats: { pid: number; url: string; source: Fixture } | undefined;
 
@@ -123,17 +79,14 @@ export class RelayLab {
   }
 
   /**
-   * Start the hub: one raw upstream `feed` on the ws source's `/hub` path.
-   * Relay runs use a queue large enough that the source's window can never
-   * overflow it; drops are still counted and reported.
+   * Start the hub: one raw upstream `feed` on the ws source's `/hub` path,
+   * every other option at its default (queue size and slow-consumer policy
+   * included: what a user gets). `extra` adds or overrides top-level keys.
    */
   async startHub(extra: Record<string, unknown> = {}, execArgv: string[] = []): Promise<Fixture> {
     const config = {
       listen: this.hubSocket,
       logLevel: 'silent',
-      slowConsumer: 'drop-oldest',
-      maxQueueBytes: 64 * 1024 * 1024,
-      server: { maxConnections: 20_000, maxPendingHandshakes: 2000 },
       upstreams: { feed: { url: `ws://127.0.0.1:${this.wsPort}/hub`, adapter: 'raw' } },
       ...extra,
     };
@@ -141,18 +94,27 @@ export class RelayLab {
     return this.hub;
   }
 
-  async stopHub(): Promise<void> {
-    if (this.hub) await this.group.kill(this.hub.proc);
-    this.hub = undefined;
-  }
-
   hubSystem(): System {
     if (!this.hub) throw new Error('hub not started');
-    return { name: 'hub', fanoutPid: this.hub.pid, source: this.wsSource, target: 'hub', connect: { kind: 'ws', url: `ws+unix://${this.hubSocket}:/u/feed` }, hub: this.hub };
+    return { name: 'hub', fanoutPid: this.hub.pid, source: this.wsSource, target: 'hub', sourceClients: () => 1, connect: { kind: 'ws', url: `ws+unix://${this.hubSocket}:/u/feed` }, hub: this.hub };
   }
 
   wsSystem(): System {
-    return { name: 'ws', fanoutPid: this.wsSource.pid, source: this.wsSource, target: 'direct', connect: { kind: 'ws', url: `ws://127.0.0.1:${this.wsPort}/direct` } };
+    return { name: 'ws', fanoutPid: this.wsSource.pid, source: this.wsSource, target: 'direct', sourceClients: (n) => n, connect: { kind: 'ws', url: `ws://127.0.0.1:${this.wsPort}/direct` } };
+  }
+
+  /** The pre-framed fan-out on a Unix socket: it is its own source. */
+  async ceilingSystem(): Promise<System> {
+    const path = join(this.dir, 'ceiling.sock');
+    this.#ceiling ??= await this.group.fork('prefan', { path }, 'pre-framed fan-out');
+    return { name: 'ceiling', fanoutPid: this.#ceiling.pid, source: this.#ceiling, sourceClients: (n) => n, connect: { kind: 'ws', url: `ws+unix://${path}:/` } };
+  }
+
+  /** The byte pipe on a Unix socket, each worker's connection piped to the ws source's `/pipe`. */
+  async pipeSystem(): Promise<System> {
+    const path = join(this.dir, 'pipe.sock');
+    this.#pipe ??= await this.group.fork('byte-pipe', { path, port: this.wsPort }, 'byte pipe');
+    return { name: 'pipe', fanoutPid: this.#pipe.pid, source: this.wsSource, target: 'pipe', sourceClients: (n) => n, connect: { kind: 'ws', url: `ws+unix://${path}:/pipe` } };
   }
 
   async sioSystem(): Promise<System> {
@@ -182,6 +144,24 @@ export class RelayLab {
     return { name: 'nats', fanoutPid: this.#nats.pid, source: this.#nats.source, connect: { kind: 'nats', url: this.#nats.url } };
   }
 
+  /** A system by name (the hub must have been started). */
+  async system(name: SystemName): Promise<System> {
+    switch (name) {
+      case 'hub':
+        return this.hubSystem();
+      case 'ceiling':
+        return this.ceilingSystem();
+      case 'pipe':
+        return this.pipeSystem();
+      case 'ws':
+        return this.wsSystem();
+      case 'socket.io':
+        return this.sioSystem();
+      case 'nats':
+        return this.natsSystem();
+    }
+  }
+
   /** Grow the worker pool to `n` processes (indices 0…n-1). */
   async ensureWorkers(n: number): Promise<void> {
     const start = this.workers.length;
@@ -190,14 +170,14 @@ export class RelayLab {
     this.workers.push(...(await Promise.all(forks)));
   }
 
-  /** Connect workers 0…n-1 to a system (ack cadence for `size` until a run sets its own) and wait until the system sees them all. */
-  async connect(system: System, n: number, size: number): Promise<void> {
-    await Promise.all(this.workers.slice(0, n).map((w) => w.call('connect', { name: system.name, ...system.connect, ackEvery: ackEveryFor(size) })));
-    if (system.target) {
-      // The hub's session (or the direct client) must be registered before the first message.
+  /** Connect workers `from`…n-1 to a system and wait until the system sees them all. */
+  async connect(system: System, n: number, from = 0): Promise<void> {
+    await Promise.all(this.workers.slice(from, n).map((w) => w.call('connect', { name: system.name, ...system.connect })));
+    if (system.sourceClients) {
+      // The hub's session (or each direct client) must be registered before the first message.
+      const want = system.sourceClients(n);
       const deadline = Date.now() + 5000;
-      const want = system.target === 'hub' ? 1 : n;
-      while ((await system.source.call<number>('clients', `/${system.target}`)) < want) {
+      while ((await system.source.call<number>('clients', system.target ? `/${system.target}` : undefined)) < want) {
         if (Date.now() > deadline) throw new Error(`${system.name}: source sees fewer than ${want} clients`);
         await sleep(10);
       }
@@ -222,136 +202,8 @@ export class RelayLab {
     return this.hub.call<HubCounters>('stats');
   }
 
-  async #counts(workers: Fixture[]): Promise<Array<{ messages: number; reads: number; readBytes: number }>> {
-    return Promise.all(workers.map((w) => w.call<{ messages: number; reads: number; readBytes: number }>('count')));
-  }
-
-  /**
-   * Flood run: the source sends as fast as the slowest of `consumers` acks;
-   * measured after `warmMs` for `measureMs`.
-   */
-  async throughput(system: System, n: number, size: number, warmMs: number, measureMs: number, consumers = [...Array(n).keys()]): Promise<ThroughputRun> {
-    const workers = this.workers.slice(0, n);
-    await Promise.all(workers.map((w) => w.call('reset', { latency: false, ackEvery: ackEveryFor(size) })));
-    const hub0 = system.hub ? await this.hubCounters() : undefined;
-    await system.source.call('run', { size, target: system.target, consumers, window: windowFor(size) });
-    let sent = 0;
-    try {
-      await sleep(warmMs);
-      const c0 = await this.#counts(workers);
-      const t0 = performance.now();
-      const f0 = cpuSeconds(system.fanoutPid);
-      const s0 = cpuSeconds(system.source.pid);
-      const w0 = workers.reduce((a, w) => a + cpuSeconds(w.pid), 0);
-      await sleep(measureMs);
-      const c1 = await this.#counts(workers);
-      const t1 = performance.now();
-      const f1 = cpuSeconds(system.fanoutPid);
-      const s1 = cpuSeconds(system.source.pid);
-      const w1 = workers.reduce((a, w) => a + cpuSeconds(w.pid), 0);
-      sent = (await system.source.call<{ sent: number }>('stop')).sent;
-      const per = c1.map((v, i) => v.messages - c0[i]!.messages);
-      const reads = c1.reduce((a, v, i) => a + v.reads - c0[i]!.reads, 0);
-      const readBytes = c1.reduce((a, v, i) => a + v.readBytes - c0[i]!.readBytes, 0);
-      const delivered = per.reduce((a, b) => a + b, 0);
-      const seconds = (t1 - t0) / 1000;
-      const millions = delivered / 1e6;
-      const hub1 = system.hub ? await this.hubCounters() : undefined;
-      const consumerRates = consumers.map((i) => per[i]!);
-      // Not a speed judgement: a pacing worker that got nothing for a whole window means the system stalled.
-      // For the hub that is a failure of the thing under test; a baseline that stalls (Socket.IO with 64
-      // clients on two shared cores) is recorded as stalled and reported so, and the run goes on.
-      const starved = consumers.filter((i) => per[i] === 0);
-      if (starved.length > 0 && system.hub) {
-        const detail = ` hub connections: ${JSON.stringify(await system.hub.call('connections'))}`;
-        throw new Error(`${system.name}: worker(s) ${starved.join(', ')} received nothing for ${Math.round(t1 - t0)} ms while the source waited on their acks (sent ${sent});${detail}`);
-      }
-      const minRate = consumerRates.length ? Math.min(...consumerRates) : 0;
-      const consumerTotal = consumerRates.reduce((a, b) => a + b, 0);
-      return {
-        system: system.name,
-        workers: n,
-        size,
-        deliveredPerSec: Math.round(delivered / seconds),
-        consumersDeliveredPerSec: Math.round(consumerTotal / seconds),
-        evenness: consumerTotal > 0 ? round((minRate * consumerRates.length) / consumerTotal, 3) : undefined,
-        fanoutCpuPerM: millions > 0 ? round((f1 - f0) / millions, 3) : undefined,
-        sourceCpuPerM: millions > 0 ? round((s1 - s0) / millions, 3) : undefined,
-        workersCpuPerM: millions > 0 ? round((w1 - w0) / millions, 3) : undefined,
-        ...(reads > 0 ? { workerAvgReadBytes: Math.round(readBytes / reads) } : {}),
-        fanoutRssMiB: round(rssBytes(system.fanoutPid) / 2 ** 20, 1)!,
-        ...(starved.length > 0 ? { stalledWorkers: starved.length } : {}),
-        ...(hub0 && hub1 ? { hubDropped: hub1.dropped - hub0.dropped } : {}),
-        sent,
-        measureMs: Math.round(t1 - t0),
-      };
-    } finally {
-      if (sent === 0) await system.source.call('stop').catch(() => undefined);
-      // Messages still in flight land before the next run resets the counters.
-      await sleep(150);
-    }
-  }
-
-  /** Fixed-rate run: every message's latency from source to worker, over `measureMs` after `warmMs`. */
-  async latency(system: System, n: number, size: number, rate: number, warmMs: number, measureMs: number, consumers = [...Array(n).keys()], measured = consumers): Promise<LatencyRun> {
-    const workers = this.workers.slice(0, n);
-    await Promise.all(workers.map((w) => w.call('reset', { latency: false, ackEvery: ackEveryFor(size) })));
-    const hub0 = system.hub ? await this.hubCounters() : undefined;
-    await system.source.call('run', { size, target: system.target, consumers, window: windowFor(size), rate });
-    let stopped: { skipped: number } | undefined;
-    try {
-      await sleep(warmMs);
-      await Promise.all(workers.map((w) => w.call('reset', { latency: true, ackEvery: ackEveryFor(size) })));
-      const t0 = performance.now();
-      await sleep(measureMs);
-      const reports = await Promise.all(measured.map((i) => this.workers[i]!.call<{ messages: number; latencyMicros: number[] }>('report', undefined, 60_000)));
-      const t1 = performance.now();
-      stopped = await system.source.call<{ skipped: number }>('stop');
-      const all: number[] = [];
-      let messages = 0;
-      for (const r of reports) {
-        messages += r.messages;
-        for (const v of r.latencyMicros) all.push(v);
-      }
-      all.sort((a, b) => a - b);
-      const hub1 = system.hub ? await this.hubCounters() : undefined;
-      return {
-        system: system.name,
-        workers: n,
-        size,
-        rate,
-        achievedRatePerWorker: Math.round(messages / measured.length / ((t1 - t0) / 1000)),
-        overloaded: messages / measured.length / ((t1 - t0) / 1000) < 0.95 * rate,
-        samples: all.length,
-        p50Us: sortedPercentile(all, 50),
-        p99Us: sortedPercentile(all, 99),
-        p999Us: sortedPercentile(all, 99.9),
-        maxUs: all[all.length - 1],
-        skipped: stopped.skipped,
-        ...(hub0 && hub1 ? { hubDropped: hub1.dropped - hub0.dropped } : {}),
-      };
-    } finally {
-      if (!stopped) await system.source.call('stop').catch(() => undefined);
-      await sleep(150);
-    }
-  }
-
   async destroy(): Promise<void> {
     await this.group.killAll();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
-
-/** Workers ack four times per window, so the source never waits a whole window for news. */
-export function ackEveryFor(size: number): number {
-  return Math.max(1, Math.floor(windowFor(size) / 4));
-}
-
-/** Percentile of an already sorted array (nearest rank). */
-function sortedPercentile(sorted: readonly number[], p: number): number | undefined {
-  if (sorted.length === 0) return undefined;
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank];
-}
-
-export { percentile };

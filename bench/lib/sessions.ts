@@ -24,7 +24,8 @@ export class SessionLab {
   url = '';
   readonly holders: Fixture[] = [];
 
-  async start(target: Target, holders: number, hubExtra: Record<string, unknown> = {}): Promise<void> {
+  /** `hubExtra` defaults to listener limits that let 10,000 sessions in (memory); attach-storm passes the defaults. */
+  async start(target: Target, holders: number, hubExtra: Record<string, unknown> = { server: { maxConnections: 20_000, maxPendingHandshakes: 2000 } }): Promise<void> {
     if (target === 'hub') {
       await this.lab.start();
       this.server = await this.lab.startHub(hubExtra, ['--expose-gc']);

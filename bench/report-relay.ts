@@ -1,0 +1,209 @@
+/**
+ * The relay part of bench/REPORT.md: the hub's targets (issue 11) as ratios
+ * measured in one run, the free-running and ack-paced tables with every
+ * system's losses, latency against the byte pipe, the slow-consumer and flood
+ * scenarios. Charts are vega-lite specs rendered by report.ts.
+ */
+import type { TopLevelSpec } from 'vega-lite';
+import type { PaceMode } from './fixtures/pacer.js';
+import type { SystemName } from './lib/relay-lab.js';
+import type { LatencyRun, ThroughputRun } from './lib/runs.js';
+
+export interface RelayResult {
+  latencyRate: number;
+  runs: ThroughputRun[];
+  latency: LatencyRun[];
+  added: Array<{ workers: number; p50Us?: number; p99Ratio?: number; p999Ratio?: number; comparable: boolean }>;
+  targets: {
+    hubVsCeiling16x1k: { ratio: { free?: number; window?: number }; target: number };
+    hubVsDirect1x1k: { ratio: { free?: number; window?: number }; target: number };
+    hubVsDirect1x64k: { ratio: { free?: number; window?: number }; target: number };
+    zeroDrops: { cells: Array<{ workers: number; size: number; lost: number; hubDropped: number }>; met?: boolean };
+    addedLatency: { workers?: number; p50Us?: number; p99Ratio?: number; targetP50Us: number; targetP99Ratio: number };
+    hubCpuPerM16x1k?: number;
+  };
+  drops: Record<string, { free: number; window: number; hubDropped?: number }>;
+}
+
+export interface SlowResult {
+  workers: number;
+  healthy: { tp: ThroughputRun; lat: LatencyRun };
+  withStalled: { tp: ThroughputRun; lat: LatencyRun };
+  ratios: { throughput: number; p99?: number };
+  healthyLost: number;
+  stalledLost: number;
+  hubDropped: number;
+  accounted: boolean;
+}
+
+export interface FloodResult {
+  floodMs: number;
+  rss: { baselineMiB: number; peakMiB: number; atFloodEndMiB: number; growthMiB: number };
+  flooder: { sent: number; perSec: number };
+  upstream: { received: number; missing: number; outOfOrder: number; connections: number; drainMs: number; inOrder: boolean };
+  relay: { without: ThroughputRun; during: ThroughputRun; ratio?: number };
+}
+
+export const fmt = (v: number | undefined, digits = 0): string => (v === undefined || !Number.isFinite(v) ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+export const x = (v: number | undefined): string => (v === undefined ? '–' : `×${fmt(v, 2)}`);
+export const met = (ok: boolean | undefined): string => (ok === undefined ? 'not measured' : ok ? '**met**' : '**not met**');
+const label = (s: SystemName): string => ({ hub: 'wshub', ceiling: 'pre-framed', pipe: 'byte pipe', ws: 'direct ws', 'socket.io': 'Socket.IO', nats: 'NATS' })[s];
+const ORDER: SystemName[] = ['hub', 'ceiling', 'pipe', 'ws', 'socket.io', 'nats'];
+const COLORS = ['#d62728', '#7f7f7f', '#bcbd22', '#1f77b4', '#9467bd', '#2ca02c'];
+const stalled = (r: { stalledWorkers?: number } | undefined): string => (r?.stalledWorkers ? ` (${r.stalledWorkers} got nothing)` : '');
+const size = (b: number): string => (b >= 1024 ? `${b / 1024} KiB` : `${b} B`);
+
+function find(runs: readonly ThroughputRun[], mode: PaceMode, s: SystemName, n: number, sz: number): ThroughputRun | undefined {
+  return runs.find((r) => r.mode === mode && r.system === s && r.workers === n && r.size === sz);
+}
+
+const ratioOf = (a?: number, b?: number): number | undefined => (a === undefined || b === undefined || b === 0 ? undefined : a / b);
+/** Lost messages of a run: the workers' count, and for the hub its own drop counter beside it. */
+const lostCell = (r: ThroughputRun | LatencyRun | undefined): string => (r === undefined ? '–' : r.hubDropped !== undefined && r.hubDropped !== r.lost ? `${fmt(r.lost)} (hub: ${fmt(r.hubDropped)})` : fmt(r.lost));
+
+export function relayChart(runs: ThroughputRun[]): TopLevelSpec {
+  const data = runs.filter((r) => r.mode === 'free').map((r) => ({ system: label(r.system), workers: r.workers, size: size(r.size), sizeOrder: r.size, msgPerSec: r.deliveredPerSec }));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: 'Delivered messages/s, free-running source → N workers (higher is better)', subtitle: 'pre-framed = the ceiling for any WebSocket relay; byte pipe = the hop alone, one upstream connection per worker' },
+    data: { values: data },
+    facet: { column: { field: 'size', type: 'nominal', title: null, sort: { field: 'sizeOrder' } } },
+    resolve: { scale: { y: 'independent' } },
+    spec: {
+      width: 260,
+      height: 260,
+      mark: 'bar',
+      encoding: {
+        x: { field: 'workers', type: 'ordinal', title: 'workers (N)' },
+        xOffset: { field: 'system', sort: ORDER.map(label) },
+        y: { field: 'msgPerSec', type: 'quantitative', title: 'messages/s delivered (total)', axis: { format: '~s' } },
+        color: { field: 'system', type: 'nominal', sort: ORDER.map(label), scale: { range: COLORS }, title: null },
+      },
+    },
+  };
+}
+
+export function latencyChart(latency: LatencyRun[]): TopLevelSpec {
+  const data = latency.filter((l) => !l.overloaded).flatMap((l) =>
+    (['p50Us', 'p99Us', 'p999Us'] as const).map((p) => ({ system: label(l.system), workers: `N=${l.workers}`, percentile: p.replace('Us', ''), micros: l[p] })),
+  );
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: 'Latency source → worker at a fixed rate, 1 KiB (lower is better)', subtitle: 'systems that could not carry the rate are left out (see REPORT.md)' },
+    data: { values: data },
+    facet: { column: { field: 'workers', type: 'nominal', title: null } },
+    spec: {
+      width: 280,
+      height: 220,
+      mark: 'bar',
+      encoding: {
+        x: { field: 'percentile', type: 'nominal', sort: ['p50', 'p99', 'p999'], title: null },
+        xOffset: { field: 'system', sort: ORDER.map(label) },
+        y: { field: 'micros', type: 'quantitative', scale: { type: 'log', domainMin: 10 }, title: 'µs (log scale)' },
+        // A log scale has no zero: bars start at 10 µs.
+        y2: { datum: 10 },
+        color: { field: 'system', type: 'nominal', sort: ORDER.map(label), scale: { range: COLORS }, title: null },
+      },
+    },
+  };
+}
+
+/** Rows of the targets table for the relay, slow-consumer and flood scenarios. */
+export function targetRows(relay: RelayResult | undefined, slow: SlowResult | undefined, flood: FloodResult | undefined): string[] {
+  const rows: string[] = [];
+  const t = relay?.targets;
+  const both = (r: { free?: number; window?: number } | undefined): string => `${x(r?.free)} (ack-paced ${x(r?.window)})`;
+  const atLeast = (v: number | undefined, target: number): boolean | undefined => (v === undefined ? undefined : v >= target);
+  const runs = relay?.runs ?? [];
+  const h16 = find(runs, 'free', 'hub', 16, 1024);
+  const c16 = find(runs, 'free', 'ceiling', 16, 1024);
+  rows.push(`| hub ≥ ${t?.hubVsCeiling16x1k.target ?? 0.8} × pre-framed ceiling, 16 workers × 1 KiB | ${fmt(h16?.deliveredPerSec)} vs ${fmt(c16?.deliveredPerSec)} msg/s: ${both(t?.hubVsCeiling16x1k.ratio)} | ${met(atLeast(t?.hubVsCeiling16x1k.ratio.free, t?.hubVsCeiling16x1k.target ?? 0.8))} |`);
+  rows.push(`| hub ≥ ${t?.hubVsDirect1x1k.target ?? 1} × direct ws, 1 worker × 1 KiB | ${both(t?.hubVsDirect1x1k.ratio)} | ${met(atLeast(t?.hubVsDirect1x1k.ratio.free, t?.hubVsDirect1x1k.target ?? 1))} |`);
+  rows.push(`| hub ≥ ${t?.hubVsDirect1x64k.target ?? 0.9} × direct ws, 1 worker × 64 KiB | ${both(t?.hubVsDirect1x64k.ratio)} | ${met(atLeast(t?.hubVsDirect1x64k.ratio.free, t?.hubVsDirect1x64k.target ?? 0.9))} |`);
+  const bad = t?.zeroDrops.cells.filter((c) => c.lost > 0 || c.hubDropped > 0) ?? [];
+  const cells = t?.zeroDrops.cells.length ?? 0;
+  rows.push(`| 0 drops to healthy workers, free-running, 1/16/64 workers × 64 B/1 KiB/64 KiB | ${cells === 0 ? '–' : bad.length === 0 ? `0 lost in ${cells} cells` : `lost in ${bad.length} of ${cells} cells: ${bad.map((c) => `${c.workers}×${size(c.size)} ${fmt(c.lost)}`).join(', ')}`} | ${met(t?.zeroDrops.met)} |`);
+  const a = t?.addedLatency;
+  rows.push(`| added latency p50 ≤ ${a?.targetP50Us ?? 100} µs over the byte pipe at ${fmt(relay?.latencyRate)} msg/s (${a?.workers === undefined ? '–' : `${a.workers} worker${a.workers > 1 ? 's' : ''}`}) | ${a?.p50Us === undefined ? '–' : `${a.p50Us >= 0 ? '+' : ''}${fmt(a.p50Us)} µs`} | ${met(a?.p50Us === undefined ? undefined : a.p50Us <= a.targetP50Us)} |`);
+  rows.push(`| p99 ≤ ${a?.targetP99Ratio ?? 1.2} × the byte pipe's p99, same rate | ${x(a?.p99Ratio)} | ${met(a?.p99Ratio === undefined ? undefined : a.p99Ratio <= a.targetP99Ratio)} |`);
+  rows.push(`| hub CPU s per million deliveries, 16 × 1 KiB (lower is better; no target) | ${fmt(t?.hubCpuPerM16x1k, 2)} | reported |`);
+  if (slow) {
+    rows.push(`| slow consumer: the other ${slow.workers - 1} unaffected (lose nothing) | lost ${fmt(slow.healthyLost)}; throughput ${x(slow.ratios.throughput)}, p99 ${x(slow.ratios.p99)} of all-healthy | ${met(slow.healthyLost === 0)} |`);
+    rows.push(`| slow consumer: every drop counted | stalled worker missed ${fmt(slow.stalledLost)}, others ${fmt(slow.healthyLost)}; hub counted ${fmt(slow.hubDropped)} | ${met(slow.accounted)} |`);
+  }
+  if (flood) {
+    rows.push(`| flood: hub RSS bounded by its worker→upstream buffer option + baseline | +${fmt(flood.rss.growthMiB, 1)} MiB (peak ${fmt(flood.rss.peakMiB, 1)} MiB) | reported |`);
+    rows.push(`| flood: every frame the worker sent arrives upstream, in order | ${fmt(flood.upstream.received)} of ${fmt(flood.flooder.sent)}${flood.upstream.inOrder ? ', in order' : `, ${fmt(flood.upstream.missing)} in gaps, ${fmt(flood.upstream.outOfOrder)} out of order`}, upstream connections ${flood.upstream.connections} | ${met(flood.upstream.inOrder)} |`);
+    rows.push(`| flood: other workers' relay unaffected | ${x(flood.relay.ratio)} of without the flood, lost ${fmt(flood.relay.during.lost)} | reported |`);
+  }
+  return rows;
+}
+
+/** The relay section: both tables, latency, added latency. */
+export function relaySection(relay: RelayResult, charts: { relay: boolean; latency: boolean }): string[] {
+  const lines: string[] = ['## Relay: one upstream → N workers', ''];
+  lines.push(
+    '**Free-running** (the default, what users meet): the source writes while its socket buffer is under 64 KiB and resumes on drain; it waits for no one. **Ack-paced**: the source waits for the slowest worker’s acks (a window of up to 4,096 messages / 16 MiB), as earlier reports measured. The hub runs with every option at its default. wshub and the pre-framed fan-out serve workers over a Unix socket; the byte pipe too (each worker’s connection piped to the upstream); direct ws, Socket.IO and NATS over loopback TCP. **Lost** = messages a worker never got, from sequence numbers, summed over workers and repetitions; for the hub its own drop counter is shown when it differs. CPU s/M = CPU seconds per million delivered messages of the process doing the fan-out (hub / pre-framed / pipe / ws source / Socket.IO server / nats-server).',
+    '',
+  );
+  if (charts.relay) lines.push('![delivered messages per second](report/relay.svg)', '');
+  const runs = relay.runs;
+  const cells = [...new Map(runs.filter((r) => r.system === 'hub').map((r) => [`${r.workers}|${r.size}`, r])).values()];
+  lines.push('### Free-running source', '');
+  lines.push('| N | size | wshub | pre-framed | byte pipe | direct ws | Socket.IO | NATS | hub/ceiling | hub/ws | hub/NATS | CPU s/M hub · pre-framed · ws | lost: hub · pre-framed · pipe · ws · sio · nats |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const c of cells) {
+    const g = (s: SystemName): ThroughputRun | undefined => find(runs, 'free', s, c.workers, c.size);
+    const h = g('hub');
+    if (!h) continue;
+    lines.push(
+      `| ${c.workers} | ${size(c.size)} | ${fmt(h.deliveredPerSec)}${stalled(h)} | ${fmt(g('ceiling')?.deliveredPerSec)} | ${fmt(g('pipe')?.deliveredPerSec)}${stalled(g('pipe'))} | ${fmt(g('ws')?.deliveredPerSec)}${stalled(g('ws'))} | ${fmt(g('socket.io')?.deliveredPerSec)}${stalled(g('socket.io'))} | ${fmt(g('nats')?.deliveredPerSec)}${stalled(g('nats'))} | ${x(ratioOf(h.deliveredPerSec, g('ceiling')?.deliveredPerSec))} | ${x(ratioOf(h.deliveredPerSec, g('ws')?.deliveredPerSec))} | ${x(ratioOf(h.deliveredPerSec, g('nats')?.deliveredPerSec))} | ${fmt(h.fanoutCpuPerM, 2)} · ${fmt(g('ceiling')?.fanoutCpuPerM, 2)} · ${fmt(g('ws')?.fanoutCpuPerM, 2)} | ${ORDER.map((s) => lostCell(g(s))).join(' · ')} |`,
+    );
+  }
+  lines.push('', '### Ack-paced source (window), for comparison', '');
+  lines.push('| N | size | wshub | pre-framed | direct ws | hub/ceiling | hub/ws | CPU s/M hub | lost: hub · pre-framed · ws |', '|---|---|---|---|---|---|---|---|---|');
+  for (const c of cells) {
+    const g = (s: SystemName): ThroughputRun | undefined => find(runs, 'window', s, c.workers, c.size);
+    const h = g('hub');
+    if (!h) continue;
+    lines.push(`| ${c.workers} | ${size(c.size)} | ${fmt(h.deliveredPerSec)} | ${fmt(g('ceiling')?.deliveredPerSec)} | ${fmt(g('ws')?.deliveredPerSec)}${stalled(g('ws'))} | ${x(ratioOf(h.deliveredPerSec, g('ceiling')?.deliveredPerSec))} | ${x(ratioOf(h.deliveredPerSec, g('ws')?.deliveredPerSec))} | ${fmt(h.fanoutCpuPerM, 2)} | ${(['hub', 'ceiling', 'ws'] as const).map((s) => lostCell(g(s))).join(' · ')} |`);
+  }
+  const reps = runs.filter((r) => r.repetitions && r.repetitions.length > 1).map((r) => (Math.max(...r.repetitions!) - Math.min(...r.repetitions!)) / Math.max(1, r.deliveredPerSec));
+  if (reps.length) {
+    reps.sort((a, b) => a - b);
+    lines.push('', `Noise: the spread (max − min) of a cell’s repetitions is ${fmt(100 * reps[Math.floor(reps.length / 2)]!)} % of its median in the typical cell, up to ${fmt(100 * reps[reps.length - 1]!)} % (every repetition in bench/results/relay.json).`);
+  }
+  lines.push('', `Hub RSS during the runs: up to ${fmt(Math.max(0, ...runs.filter((r) => r.system === 'hub').map((r) => r.fanoutRssMiB)))} MiB.`, '');
+  if (relay.latency.length) {
+    lines.push(`### Latency at a fixed ${fmt(relay.latencyRate)} msg/s, 1 KiB (free-running pacing)`, '');
+    if (charts.latency) lines.push('![latency](report/latency.svg)', '');
+    lines.push('| N | system | p50 µs | p99 µs | p99.9 µs | received msg/s per worker | lost |', '|---|---|---|---|---|---|---|');
+    for (const l of relay.latency) lines.push(`| ${l.workers} | ${label(l.system)} | ${fmt(l.p50Us)} | ${fmt(l.p99Us)} | ${fmt(l.p999Us)} | ${fmt(l.achievedRatePerWorker)}${l.overloaded ? ' — **overloaded**: could not carry the rate' : ''} | ${lostCell(l)} |`);
+    lines.push('', '**Added by the hub over the byte pipe** (the hop alone; same source and worker processes):', '');
+    for (const a of relay.added) lines.push(`- N=${a.workers}: p50 ${a.p50Us === undefined ? '–' : `${a.p50Us >= 0 ? '+' : ''}${fmt(a.p50Us)}`} µs, p99 ${x(a.p99Ratio)}, p99.9 ${x(a.p999Ratio)}${a.comparable ? '' : ' (not comparable: a side could not carry the rate)'}`);
+    lines.push('');
+  }
+  return lines;
+}
+
+export function slowSection(slow: SlowResult): string[] {
+  return [
+    '| run | the others’ msg/s | the others lost | p50 µs | p99 µs |', '|---|---|---|---|---|',
+    `| all healthy | ${fmt(slow.healthy.tp.consumersDeliveredPerSec)} | ${fmt(slow.healthy.tp.lost + slow.healthy.lat.lost)} | ${fmt(slow.healthy.lat.p50Us)} | ${fmt(slow.healthy.lat.p99Us)} |`,
+    `| one stalled | ${fmt(slow.withStalled.tp.consumersDeliveredPerSec)} | ${fmt(slow.healthyLost)} | ${fmt(slow.withStalled.lat.p50Us)} | ${fmt(slow.withStalled.lat.p99Us)} |`,
+    '',
+    `The stalled worker missed ${fmt(slow.stalledLost)} messages (counted from its sequence numbers once it read again); the hub counted ${fmt(slow.hubDropped)} drops in that phase: ${slow.accounted ? 'every loss accounted for' : '**the counts disagree**'}. With one worker stalled, the two cores are shared by one fewer reader, so the others can be faster than in the healthy run: the point is that they are not slower and lose nothing.`,
+    '',
+  ];
+}
+
+export function floodSection(flood: FloodResult): string[] {
+  return [
+    '| | without the flood | during the flood |', '|---|---|---|',
+    `| 4 workers' relay msg/s (free-running feed) | ${fmt(flood.relay.without.deliveredPerSec)} | ${fmt(flood.relay.during.deliveredPerSec)} (${x(flood.relay.ratio)}) |`,
+    `| their losses | ${fmt(flood.relay.without.lost)} | ${fmt(flood.relay.during.lost)} |`,
+    `| hub RSS, peak | ${fmt(flood.rss.baselineMiB, 1)} MiB | ${fmt(flood.rss.peakMiB, 1)} MiB (+${fmt(flood.rss.growthMiB, 1)} MiB) |`,
+    '',
+    `The flooding worker handed ${fmt(flood.flooder.sent)} frames to its socket in ${fmt(flood.floodMs / 1000)} s (${fmt(flood.flooder.perSec)}/s); the upstream, reading at full speed once the flood ended, had ${fmt(flood.upstream.received)} after ${fmt(flood.upstream.drainMs)} ms${flood.upstream.inOrder ? ', all in order' : ` — ${fmt(flood.upstream.missing)} missing in gaps, ${fmt(flood.upstream.outOfOrder)} out of order`}, over ${flood.upstream.connections} upstream connection(s).`,
+    '',
+  ];
+}
