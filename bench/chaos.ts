@@ -63,8 +63,6 @@ interface ConnectionStats {
 const scenario: BenchScenario = {
   name: 'chaos',
   description: '16 workers; the upstream SIGKILLed 50 times, waves of worker SIGKILLs, a worker flooding sends meanwhile: the hub’s ledger per upstream and per session must account for every message',
-  // Fails until the hub keeps a ledger (issue 12): run it by name until then.
-  optIn: true,
   async run({ quick }): Promise<BenchResult> {
     const plan = quick ? QUICK : FULL;
     const group = new ProcessGroup();

@@ -3,21 +3,17 @@
  * upstream and per session, in both directions, every message accepted is
  * delivered, dropped for a reason, or still in flight — and nothing else.
  *
- * This is the one place that knows the ledger's shape; the chaos scenario
- * only calls {@link checkLedger}. The shape assumed (to adapt here if the hub
- * names things otherwise):
+ * This is the one place that knows the ledger's shape (docs/guarantees.md);
+ * the chaos scenario only calls {@link checkLedger}. Read from `Hub.stats()`:
  *
- * ```ts
- * stats.ledger = {
- *   upstreams: { [name]: { down: Flow, up: Flow } },   // totals, sessions that left included
- *   sessions:  { [id]:   { upstream?: string, down: Flow, up: Flow } },
- * }
- * Flow = { accepted: number, delivered: number, dropped: { [reasonCode]: number }, inFlight: number }
- * ```
- * `down` = upstream → workers (for an upstream: message deliveries to its
- * sessions; for a session: messages queued for it), `up` = workers → upstream
- * (frames read from workers; delivered = handed to the upstream socket's
- * kernel buffer). Arrays of `{ name | id, down, up }` are read as well.
+ * - per upstream, `down` (upstream → hub): `ledger.in` — received = routed +
+ *   consumed (delivered) + unrouted by reason (dropped);
+ * - per upstream, `up` (hub → upstream): `ledger.out` — accepted = sent
+ *   (delivered: handed to the kernel) + dropped by reason + held (in flight);
+ * - per connection, `down` (hub → worker): offered = messagesOut + dropped
+ *   by reason + queuedMessages (in flight);
+ * - per session, `up` (worker → hub): received = forwarded + answered by the
+ *   hub (delivered) + refused by reason.
  */
 
 /** One direction of one ledger entry. */
@@ -91,11 +87,51 @@ function add(into: LedgerFlow, f: LedgerFlow): void {
   for (const [r, n] of Object.entries(f.dropped)) into.dropped[r] = (into.dropped[r] ?? 0) + n;
 }
 
-/** Read `stats.ledger` and check that every entry balances in both directions. */
+interface HubStatsLike {
+  upstreams?: Array<{
+    name: string;
+    ledger?: {
+      in: { received: number; routed: number; consumed: number; unrouted: Record<string, number> };
+      out: { accepted: number; sent: number; dropped: number; held: number; droppedByReason?: Record<string, number> };
+    };
+  }>;
+  connections?: Array<{
+    id: string;
+    offered: number;
+    messagesOut: number;
+    queuedMessages: number;
+    dropped: Record<string, number>;
+    sessions: Array<{ id: string; upstream: string; ledger: { received: number; forwarded: number; answeredByHub: number; refused: Record<string, number> } }>;
+  }>;
+}
+
+/** The hub's stats as ledger entries (the shape this module checks). */
+function ledgerOf(stats: HubStatsLike): { upstreams: Record<string, LedgerEntry>; sessions: Record<string, Partial<LedgerEntry> & { upstream?: string }> } | undefined {
+  if (!stats.upstreams?.every((u) => u.ledger)) return undefined;
+  const upstreams: Record<string, LedgerEntry> = {};
+  for (const u of stats.upstreams) {
+    const { in: i, out: o } = u.ledger!;
+    upstreams[u.name] = {
+      down: { accepted: i.received, delivered: i.routed + i.consumed, dropped: { ...i.unrouted }, inFlight: 0 },
+      up: { accepted: o.accepted, delivered: o.sent, dropped: o.droppedByReason ?? { dropped: o.dropped }, inFlight: o.held },
+    };
+  }
+  const sessions: Record<string, Partial<LedgerEntry> & { upstream?: string }> = {};
+  for (const c of stats.connections ?? []) {
+    sessions[c.id] = { down: { accepted: c.offered, delivered: c.messagesOut, dropped: { ...c.dropped }, inFlight: c.queuedMessages } };
+    for (const s of c.sessions) {
+      const l = s.ledger;
+      sessions[`${s.id}@${s.upstream}`] = { upstream: s.upstream, up: { accepted: l.received, delivered: l.forwarded + l.answeredByHub, dropped: { ...l.refused }, inFlight: 0 } };
+    }
+  }
+  return { upstreams, sessions };
+}
+
+/** Read the hub's ledger from its stats and check that every entry balances in both directions. */
 export function checkLedger(stats: unknown): LedgerCheck {
-  const ledger = (stats as { ledger?: unknown } | undefined)?.ledger as { upstreams?: unknown; sessions?: unknown } | undefined;
-  if (!ledger || typeof ledger !== 'object') {
-    return { ok: false, problems: ['stats.ledger is missing: the hub keeps no ledger yet (issue 12), so nothing can be proven accounted for'], lines: [], totals: undefined, inFlight: 0 };
+  const ledger = ledgerOf(stats as HubStatsLike);
+  if (!ledger) {
+    return { ok: false, problems: ['stats.upstreams[].ledger is missing: the hub keeps no ledger, so nothing can be proven accounted for'], lines: [], totals: undefined, inFlight: 0 };
   }
   const problems: string[] = [];
   const lines: string[] = [];
@@ -108,6 +144,7 @@ export function checkLedger(stats: unknown): LedgerCheck {
       for (const dir of ['down', 'up'] as const) {
         const where = `${group} ${name} ${dir}`;
         const flow = (entry as Record<string, unknown> | undefined)?.[dir];
+        if (group === 'session' && flow === undefined) continue;
         const p = checkFlow(where, flow);
         problems.push(...p);
         if (p.length) continue;

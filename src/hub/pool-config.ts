@@ -65,7 +65,8 @@ type PoolEntry = { [K in keyof typeof poolKeys]?: z.output<(typeof poolKeys)[K]>
 
 /** The pool of an upstream entry; `client` is its ResilientWebSocket options (its `url` is set to the first endpoint). */
 export function resolvePool(entry: PoolEntry, client: Record<string, unknown>, where: string): PoolConfig {
-  const single = typeof client.url === 'string' ? client.url : undefined;
+  // A url of the wrong type is kept: the client's own validation names it with its value.
+  const single = client.url === undefined ? undefined : (client.url as string);
   if (entry.urls && single !== undefined) {
     throw new WshubError('ERR_INVALID_OPTION', `${where}: give url or urls, not both (url: X means urls: [X])`);
   }

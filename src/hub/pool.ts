@@ -32,6 +32,7 @@ import type { ControlIntent, UpstreamFrame } from '../adapters/types.js';
 import { WshubError } from '../errors.js';
 import { redactUrl, type Logger } from '../observe/log.js';
 import { RateGate, SlidingWindow } from '../upstream/rate.js';
+import { backoffDelay } from '../upstream/backoff.js';
 import { DEFAULT_QUEUE_TTL_MS } from '../upstream/defaults.js';
 import { ResilientWebSocket } from '../upstream/resilient.js';
 import type { DropNotice, SendResult, StateChange, UpstreamState, UpstreamStats } from '../upstream/types.js';
@@ -118,6 +119,10 @@ export class Pool extends EventEmitter<PoolEvents> {
   #closed = false;
   #started = false;
   #epochs = 0;
+  #droppedQueued = 0;
+  /** Consecutive failovers without an open: every endpoint failing must not become a dial loop. */
+  #cycles = 0;
+  #failoverTimer: NodeJS.Timeout | undefined;
 
   constructor(options: PoolOptions) {
     super();
@@ -238,7 +243,17 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#lingering.clear();
   }
 
+  /** Frames that waited for a control rate and were dropped with their pool (it closed): for the ledger. */
+  get dropped(): number {
+    return this.#droppedQueued;
+  }
+
   // ── internals ──────────────────────────────────────────────────────────
+
+  #dropQueued(tag: SendTag): void {
+    this.#droppedQueued++;
+    this.emit('drop', { type: 'drop', reason: 'ERR_QUEUE_CLOSED', bytes: 0, tag });
+  }
 
   #all(): Shard[] {
     return [...this.#shards, ...(this.#next?.shards ?? [])];
@@ -248,11 +263,12 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#closed = true;
     clearInterval(this.#idleTimer);
     clearTimeout(this.#probeTimer);
+    clearTimeout(this.#failoverTimer);
     if (this.#next) clearInterval(this.#next.timer);
     this.#probe?.destroy();
     this.#gate?.close();
     for (const s of this.#all()) {
-      for (const { tag } of s.close()) this.emit('drop', { type: 'drop', reason: 'ERR_QUEUE_CLOSED', bytes: 0, tag });
+      for (const { tag } of s.close()) this.#dropQueued(tag);
     }
   }
 
@@ -387,7 +403,7 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   #retire(shard: Shard, reason: string): void {
     shard.retired = true;
-    for (const { tag } of shard.close()) this.emit('drop', { type: 'drop', reason: 'ERR_QUEUE_CLOSED', bytes: 0, tag });
+    for (const { tag } of shard.close()) this.#dropQueued(tag);
     this.#retired.push(shard.client);
     if (this.#retired.length > 64) this.#retired.shift();
     void shard.client.close(1000, reason).catch(() => undefined);
@@ -398,6 +414,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     const url = redactUrl(this.endpoint);
     if (change.to === 'open') {
       this.#failures[this.#current] = 0;
+      this.#cycles = 0;
       this.#outage = false;
       this.#scheduleProbe();
     } else if (change.to === 'reconnecting') {
@@ -441,7 +458,18 @@ export class Pool extends EventEmitter<PoolEvents> {
       return next;
     });
     this.emit('endpoint', { from: redactUrl(from), to: redactUrl(this.endpoint), reason: 'failover', at: Date.now() });
-    for (const s of this.#shards) s.client.connect();
+    // The next endpoint is dialled at once the first time; when every endpoint keeps failing, with the usual backoff.
+    this.#cycles++;
+    const delay = this.#cycles <= 1 ? 0 : backoffDelay(this.primary.options.backoff, this.#cycles - 1);
+    const shards = this.#shards;
+    const connect = (): void => {
+      this.#failoverTimer = undefined;
+      if (!this.#closed && this.#shards === shards) for (const s of shards) s.client.connect();
+    };
+    if (delay === 0) connect();
+    else {
+      this.#failoverTimer = setTimeout(connect, delay);
+    }
   }
 
   #scheduleProbe(): void {

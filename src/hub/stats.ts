@@ -42,7 +42,7 @@ export interface UpstreamLedger {
   /** Upstream → hub: `received` = `routed` + `consumed` + Σ `unrouted`. */
   in: { received: number; routed: number; consumed: number; unrouted: Partial<Record<ErrorCode, number>>; replies: number; deliveries: number };
   /** Hub → upstream: `accepted` = `sent` + `dropped` + `held`; `dropped` by reason in `client.dropped`. */
-  out: { accepted: number; sent: number; dropped: number; held: number; heldBytes: number };
+  out: { accepted: number; sent: number; dropped: number; held: number; heldBytes: number; droppedByReason?: Record<string, number> };
 }
 
 export function upstreamStats(up: HubUpstream): HubUpstreamStats {

@@ -167,10 +167,11 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
   /** The first connection's stats, with the sends of every connection the pool used summed into `sends`. */
   stats(): UpstreamStats {
     const primary = this.client.stats();
-    const sends = { accepted: 0, sent: 0, dropped: 0, held: 0, heldBytes: 0 };
+    const sends = { accepted: 0, sent: 0, dropped: 0, held: 0, heldBytes: 0, droppedByReason: {} as Record<string, number> };
     for (const c of this.pool.clientStats()) {
       const s = c.sends;
       if (!s) continue;
+      for (const [reason, n] of Object.entries(c.dropped)) sends.droppedByReason[reason] = (sends.droppedByReason[reason] ?? 0) + n;
       // What one connection handed over to another is accepted once, by the one that ends it.
       sends.accepted += s.accepted - (s.handedOver ?? 0);
       sends.sent += s.sent;
@@ -179,7 +180,9 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
       sends.heldBytes += s.heldBytes;
     }
     const queued = this.pool.queued;
-    sends.accepted += queued.messages;
+    sends.accepted += queued.messages + this.pool.dropped;
+    sends.dropped += this.pool.dropped;
+    if (this.pool.dropped > 0) sends.droppedByReason.ERR_QUEUE_CLOSED = (sends.droppedByReason.ERR_QUEUE_CLOSED ?? 0) + this.pool.dropped;
     sends.held += queued.messages;
     sends.heldBytes += queued.bytes;
     return { ...primary, state: this.pool.state, sends };

@@ -155,7 +155,7 @@ export interface UpstreamStats {
    * (handed to the kernel) + `dropped` (by reason in `dropped`) + `held`
    * (still in the outage queue, waiting for room, or being written).
    */
-  sends?: { accepted: number; sent: number; dropped: number; held: number; heldBytes: number; handedOver?: number };
+  sends?: { accepted: number; sent: number; dropped: number; held: number; heldBytes: number; handedOver?: number; droppedByReason?: Record<string, number> };
 }
 
 /** Backoff between attempts: exponential with full jitter. */

@@ -12,12 +12,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../support/chromium.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { stringify } from 'yaml';
 import type { HubStats } from '../../src/hub/hub.js';
@@ -25,7 +25,6 @@ import { eventually, Worker } from '../hub/helpers.js';
 import { readEvents } from '../observe/sse.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/wshub.js', import.meta.url));
-const CHROMIUM = '/usr/bin/chromium';
 
 const dir = mkdtempSync(join(tmpdir(), 'wshub-secrets-'));
 const cleanups: Array<() => unknown> = [];
@@ -153,8 +152,7 @@ test('every ${VAR} value and every non-public query value is redacted on every s
   assertClean('wshub status', human.stdout + human.stderr);
 
   // The status page in a real browser: what it renders comes from /events, and the token rides in the fragment.
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium package to run the status page check`);
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'], timeout: 30_000 });
+  const browser = await launchChromium();
   cleanups.push(() => browser.close());
   const page = await browser.newPage();
   await page.goto(`${base}/#token=${ENV.HTTP_TOKEN}`, { waitUntil: 'load', timeout: 15_000 });

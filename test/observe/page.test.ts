@@ -12,13 +12,13 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { CHROMIUM, launchChromium } from '../support/chromium.js';
 import WebSocket, { WebSocketServer } from 'ws';
 import { DemoFeed, demoUpstreamConfig } from '../../src/demo/feed.js';
 import { HubHttpServer } from '../../src/observe/http.js';
 import { eventually, startTestHub, Worker } from '../hub/helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/', import.meta.url));
 const HOSTILE_TOPIC = '<img src=x onerror="window.__xss=1">@trade';
 
@@ -56,11 +56,7 @@ test('status page: loads clean, shows the upstream going down and coming back li
   b.send(sub(['btcusdt@trade', 'solusdt@trade'], 1));
   await eventually(async () => (await a.report()).responses.length === 1 && (await b.report()).responses.length === 1, 'both acks');
 
-  const browser: Browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    timeout: 30_000,
-  });
+  const browser: Browser = await launchChromium();
   cleanups.push(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   const problems: string[] = [];
@@ -121,11 +117,10 @@ test('status page: loads clean, shows the upstream going down and coming back li
   assert.deepEqual(problems, [], 'no console errors, page errors or failed requests');
 });
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
 async function openPage(base: string): Promise<Page> {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium package to run the status page test`);
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
+  const browser = await launchChromium();
   cleanups.push(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
   const response = await page.goto(`${base}/`, { waitUntil: 'load', timeout: 15_000 });
