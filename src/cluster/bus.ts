@@ -14,6 +14,12 @@
  * A message of an epoch older than the newest one seen (from messages or
  * from the lease via {@link ClusterBus.advanceEpoch}) comes from a holder
  * that has since lost the lease: it is dropped and counted.
+ *
+ * Two more streams, both guarded by the lease like messages: `unicast` sends
+ * a frame to one hub (`wshub.<cluster>.<upstream>.hub.<hub id>`: the answers,
+ * acknowledgements and per-session notifications the holder's adapter made
+ * for that hub's workers), and `publishState` tells every hub the upstream's
+ * state (`….state`, JSON). A hub receives both after `listen(hubId)`.
  */
 import { EventEmitter } from 'node:events';
 import type { ClusterConnection } from './connect.js';
@@ -48,12 +54,36 @@ export interface HolderGuard {
   holderEpoch(): number | undefined;
 }
 
+/** The upstream as the holder sees it, published on every change and every renew interval. */
+export interface HolderStatus {
+  /** The holder's upstream state: `idle` | `connecting` | `open` | `reconnecting` | `closed`. */
+  state: string;
+  reason: string;
+  /** The holder reports the failure as an outage (past `concealFailures`). */
+  outage: boolean;
+  /** The holder's hub name. */
+  hub: string;
+  /** Wall-clock ms of the holder's last state change. */
+  since: number;
+}
+
+/** A frame or a state received after `listen()`. */
+export interface BusUnicast {
+  data: Uint8Array;
+  isBinary: boolean;
+  epoch: number;
+}
+
 export interface BusStats {
   published: number;
   /** Publishes refused because this hub did not hold the lease (a fenced holder's, typically). */
   publishRefusedNotHolder: number;
   publishRefusedTooLarge: number;
   received: number;
+  /** Frames sent to one hub (holder side). */
+  unicast: number;
+  /** Frames received for this hub's workers. */
+  unicastReceived: number;
   droppedStaleEpoch: number;
   droppedMalformed: number;
   /** The newest epoch seen. */
@@ -64,6 +94,10 @@ export interface BusEvents {
   message: [BusMessage];
   /** A newer epoch was seen: the upstream is held by a new holding (a gap may lie between). */
   epoch: [{ from: number; to: number }];
+  /** After `listen()`: a frame the holder made for this hub's workers. */
+  unicast: [BusUnicast];
+  /** After `listen()`: the holder's upstream state. */
+  state: [HolderStatus & { epoch: number }];
 }
 
 export interface ClusterBusOptions {
@@ -79,7 +113,8 @@ export class ClusterBus extends EventEmitter<BusEvents> {
   readonly #conn: ClusterConnection;
   readonly #guard: HolderGuard | undefined;
   readonly #subs = new Map<string, Subscription>();
-  readonly #stats: BusStats = { published: 0, publishRefusedNotHolder: 0, publishRefusedTooLarge: 0, received: 0, droppedStaleEpoch: 0, droppedMalformed: 0, epoch: 0 };
+  readonly #listening: Subscription[] = [];
+  readonly #stats: BusStats = { published: 0, publishRefusedNotHolder: 0, publishRefusedTooLarge: 0, received: 0, unicast: 0, unicastReceived: 0, droppedStaleEpoch: 0, droppedMalformed: 0, epoch: 0 };
   #pubEpoch = 0;
   #pubSeq = 0;
   #closed = false;
@@ -102,23 +137,64 @@ export class ClusterBus extends EventEmitter<BusEvents> {
 
   /** Holder side: publish one upstream message, stamped with the lease's epoch and the next sequence. */
   publish(message: BusPublish): PublishResult {
+    const epoch = this.#holderEpoch();
+    if (typeof epoch !== 'number') return epoch;
+    if (epoch !== this.#pubEpoch) {
+      this.#pubEpoch = epoch;
+      this.#pubSeq = 0;
+    }
+    const seq = this.#pubSeq + 1;
+    const sent = this.#send(this.names.messageSubject(message.topic), message.data, message.isBinary, epoch, seq);
+    if (sent) return sent;
+    this.#pubSeq = seq;
+    this.#stats.published++;
+    return { ok: true, epoch, seq };
+  }
+
+  /** Holder side: a frame for one hub's workers alone (answers, acknowledgements, per-session notifications). */
+  unicast(hubId: string, data: Uint8Array | string, isBinary: boolean): PublishResult {
+    const epoch = this.#holderEpoch();
+    if (typeof epoch !== 'number') return epoch;
+    const sent = this.#send(this.names.hubSubject(hubId), data, isBinary, epoch, undefined);
+    if (sent) return sent;
+    this.#stats.unicast++;
+    return { ok: true, epoch, seq: 0 };
+  }
+
+  /** Holder side: tell every hub the upstream's state. */
+  publishState(status: HolderStatus): PublishResult {
+    const epoch = this.#holderEpoch();
+    if (typeof epoch !== 'number') return epoch;
+    return this.#send(this.names.stateSubject, JSON.stringify(status), false, epoch, undefined) ?? { ok: true, epoch, seq: 0 };
+  }
+
+  /** Receive the frames the holder sends this hub (`unicast` events) and the holder's state (`state` events). */
+  listen(hubId: string): void {
+    if (this.#closed || this.#listening.length > 0) return;
+    this.#listening.push(
+      this.#conn.nc.subscribe(this.names.hubSubject(hubId), { callback: (err, msg) => { if (!err) this.#receiveUnicast(msg); } }),
+      this.#conn.nc.subscribe(this.names.stateSubject, { callback: (err, msg) => { if (!err) this.#receiveState(msg); } }),
+    );
+  }
+
+  #holderEpoch(): number | Extract<PublishResult, { ok: false }> {
     if (this.#closed || this.#conn.nc.isClosed()) return { ok: false, reason: 'closed' };
     const epoch = this.#guard?.holderEpoch();
     if (epoch === undefined) {
       this.#stats.publishRefusedNotHolder++;
       return { ok: false, reason: 'not-holder' };
     }
-    if (epoch !== this.#pubEpoch) {
-      this.#pubEpoch = epoch;
-      this.#pubSeq = 0;
-    }
-    const seq = this.#pubSeq + 1;
+    return epoch;
+  }
+
+  /** Publish with the stamps; a refusal, or undefined once sent. */
+  #send(subject: string, data: Uint8Array | string, isBinary: boolean, epoch: number, seq: number | undefined): Extract<PublishResult, { ok: false }> | undefined {
     const headers = this.#conn.lib.core.headers();
     headers.set(HEADER.epoch, String(epoch));
-    headers.set(HEADER.seq, String(seq));
-    if (message.isBinary) headers.set(HEADER.binary, '1');
+    if (seq !== undefined) headers.set(HEADER.seq, String(seq));
+    if (isBinary) headers.set(HEADER.binary, '1');
     try {
-      this.#conn.nc.publish(this.names.messageSubject(message.topic), message.data, { headers });
+      this.#conn.nc.publish(subject, data, { headers });
     } catch (err) {
       if (err instanceof this.#conn.lib.core.InvalidArgumentError) {
         this.#stats.publishRefusedTooLarge++;
@@ -126,9 +202,7 @@ export class ClusterBus extends EventEmitter<BusEvents> {
       }
       return { ok: false, reason: 'closed' };
     }
-    this.#pubSeq = seq;
-    this.#stats.published++;
-    return { ok: true, epoch, seq };
+    return undefined;
   }
 
   /** Receive the messages of `topic` (`null`: messages without a topic). A no-op when already subscribed. */
@@ -170,8 +244,9 @@ export class ClusterBus extends EventEmitter<BusEvents> {
   /** Unsubscribe everything; later publishes return `closed` (idempotent). */
   close(): void {
     this.#closed = true;
-    for (const sub of this.#subs.values()) sub.unsubscribe();
+    for (const sub of [...this.#subs.values(), ...this.#listening]) sub.unsubscribe();
     this.#subs.clear();
+    this.#listening.length = 0;
   }
 
   #receive(msg: Msg): void {
@@ -189,6 +264,43 @@ export class ClusterBus extends EventEmitter<BusEvents> {
     this.advanceEpoch(epoch);
     this.#stats.received++;
     this.emit('message', { topic, data: msg.data, isBinary: msg.headers?.get(HEADER.binary) === '1', epoch, seq });
+  }
+
+  #receiveUnicast(msg: Msg): void {
+    const epoch = this.#fresh(msg);
+    if (epoch === undefined) return;
+    this.#stats.unicastReceived++;
+    this.emit('unicast', { data: msg.data, isBinary: msg.headers?.get(HEADER.binary) === '1', epoch });
+  }
+
+  #receiveState(msg: Msg): void {
+    const epoch = this.#fresh(msg);
+    if (epoch === undefined) return;
+    let status: HolderStatus;
+    try {
+      const v = JSON.parse(new TextDecoder().decode(msg.data)) as Partial<HolderStatus>;
+      if (typeof v.state !== 'string') throw new TypeError('no state');
+      status = { state: v.state, reason: typeof v.reason === 'string' ? v.reason : '', outage: v.outage === true, hub: typeof v.hub === 'string' ? v.hub : '', since: typeof v.since === 'number' ? v.since : 0 };
+    } catch {
+      this.#stats.droppedMalformed++;
+      return;
+    }
+    this.emit('state', { ...status, epoch });
+  }
+
+  /** The epoch of a unicast or state message, or undefined when it is malformed or stale (counted). */
+  #fresh(msg: Msg): number | undefined {
+    const epoch = positiveInt(msg.headers?.get(HEADER.epoch));
+    if (epoch === undefined) {
+      this.#stats.droppedMalformed++;
+      return undefined;
+    }
+    if (epoch < this.#stats.epoch) {
+      this.#stats.droppedStaleEpoch++;
+      return undefined;
+    }
+    this.advanceEpoch(epoch);
+    return epoch;
   }
 }
 

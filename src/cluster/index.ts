@@ -13,7 +13,7 @@ export type { OpenStoreOptions, KeyWatch } from './store.js';
 export { Lease } from './lease.js';
 export type { LeaseOptions, LeaseEvents, LeaseHolder, LeaseState, LeaseLostReason, LeaseStats } from './lease.js';
 export { ClusterBus } from './bus.js';
-export type { BusMessage, BusPublish, BusStats, BusEvents, PublishResult, HolderGuard, ClusterBusOptions } from './bus.js';
+export type { BusMessage, BusUnicast, HolderStatus, BusPublish, BusStats, BusEvents, PublishResult, HolderGuard, ClusterBusOptions } from './bus.js';
 export { InterestAnnouncer, InterestView } from './interest.js';
 export type { InterestOptions, InterestChange, InterestHub, InterestViewEvents, AnnouncerEvents } from './interest.js';
 export { ClusterRequests, DEFAULT_FORWARD_TIMEOUT_MS } from './requests.js';

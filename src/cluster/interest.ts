@@ -148,6 +148,8 @@ export interface InterestChange {
 export interface InterestViewEvents {
   add: [InterestChange];
   remove: [InterestChange];
+  /** A hub left the view: it deleted its key (`unsubscribed`: it closed) or stopped refreshing it (`hub-gone`). */
+  gone: [{ hubId: string; reason: 'unsubscribed' | 'hub-gone' }];
 }
 
 /** A hub seen in the interest view. */
@@ -231,6 +233,7 @@ export class InterestView extends EventEmitter<InterestViewEvents> {
   #setHub(hubId: string, value: InterestValue | undefined, reason: 'unsubscribed' | 'hub-gone'): void {
     const before = this.#hubs.get(hubId)?.topics ?? new Set<string>();
     const after = new Set(value?.topics ?? []);
+    const known = this.#hubs.has(hubId);
     if (value) this.#hubs.set(hubId, { hub: value.hub, topics: after, seen: performance.now() });
     else this.#hubs.delete(hubId);
     for (const topic of after) {
@@ -249,5 +252,6 @@ export class InterestView extends EventEmitter<InterestViewEvents> {
       this.#union.delete(topic);
       this.emit('remove', { topic, reason });
     }
+    if (!value && known) this.emit('gone', { hubId, reason });
   }
 }

@@ -356,7 +356,8 @@ export class Lease extends EventEmitter<LeaseEvents> {
     }
     const seen = parseValue(entry);
     if (!seen) return;
-    const mine = seen.holder === this.hubId && seen.token === this.#token;
+    // Only this process writes with its hub id: its own acquiring write shows in the watch before the create's answer sets the token.
+    const mine = seen.holder === this.hubId;
     if (!mine && entry.revision > this.#revision && this.isHolder) {
       this.#stopHolding('campaigning', 'superseded');
     }

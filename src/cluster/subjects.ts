@@ -119,6 +119,16 @@ export class UpstreamNames {
     return `${this.prefix}.m.`;
   }
 
+  /** The subject of frames for one hub's workers alone (answers, acknowledgements, per-session notifications). */
+  hubSubject(hubId: string): string {
+    return `${this.prefix}.hub.${encodeToken(hubId)}`;
+  }
+
+  /** The subject of the holder's upstream state (on every change and every renew interval). */
+  get stateSubject(): string {
+    return `${this.prefix}.state`;
+  }
+
   /** The subject the holder answers forwarded frames on. */
   get requestSubject(): string {
     return `${this.prefix}.req`;

@@ -34,6 +34,8 @@ import { resolveOptions as resolveClientOptions } from '../upstream/options.js';
 import { FrameTemplate } from '../adapters/template.js';
 import { SLOW_CONSUMER_POLICIES } from './backlog.js';
 import { poolKeys, resolvePool, type PoolConfig } from './pool-config.js';
+import { DEFAULT_FORWARD_TIMEOUT_MS } from '../cluster/requests.js';
+import { DEFAULT_LEASE_TTL_MS, MIN_LEASE_TTL_MS } from '../cluster/store.js';
 
 /**
  * What transparent sessions see of an upstream outage, by adapter, unless
@@ -132,6 +134,41 @@ const serverKeys = z.strictObject({
   tokenOnUnix: z.boolean().optional(),
 });
 
+const natsUrl = z.string().refine((value) => {
+  try {
+    return ['nats:', 'tls:'].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}, { message: 'expected a nats:// or tls:// URL' });
+
+/** `cluster:` — hubs on several machines share each upstream through NATS (docs/cluster.md). */
+const clusterKeys = z.strictObject({
+  /** `nats://host:port` (or `tls://`), or a list tried in order. */
+  nats: z.union([natsUrl, z.array(natsUrl).min(1)]),
+  /** Names the KV bucket (`wshub-<name>`) and the subject prefix: every hub of one cluster uses the same. */
+  name: z.string().regex(/^[A-Za-z0-9_-]+$/, 'expected [A-Za-z0-9_-]+').default('wshub'),
+  /** This hub's name as the others see it. @default host name and pid */
+  hubName: z.string().min(1).optional(),
+  /** How long a silent holder keeps an upstream; every hub of the cluster must use the same. */
+  leaseTtlMs: z.number().int().min(MIN_LEASE_TTL_MS).default(DEFAULT_LEASE_TTL_MS),
+  /** What a hub that loses NATS does: `hold` (its workers see the outage) or `local` (connect upstream itself after the TTL). */
+  onNatsLoss: z.enum(['hold', 'local']).default('hold'),
+  user: z.string().min(1).optional(),
+  pass: z.string().optional(),
+  token: z.string().min(1).optional(),
+  tls: z.strictObject({
+    ca: z.union([z.string(), z.array(z.string())]).optional(),
+    cert: z.string().optional(),
+    key: z.string().optional(),
+    rejectUnauthorized: z.boolean().optional(),
+  }).optional(),
+  /** How long a hub waits for the holder to accept a forwarded worker frame. */
+  forwardTimeoutMs: z.number().int().positive().default(DEFAULT_FORWARD_TIMEOUT_MS),
+});
+
+export type ClusterConfig = z.output<typeof clusterKeys>;
+
 /** The config file's schema; docs/config.md documents every key (a test walks this). */
 export const configSchema = z.strictObject({
   listen: z.string().min(1).optional(),
@@ -156,6 +193,7 @@ export const configSchema = z.strictObject({
   slowAfterMs: z.number().int().positive().optional(),
   server: serverKeys.default({}),
   upstreams: z.record(z.string(), upstreamSchema).default({}),
+  cluster: clusterKeys.optional(),
 });
 
 export interface HubConfig {
@@ -175,6 +213,8 @@ export interface HubConfig {
   slowAfterMs?: number | undefined;
   server: z.output<typeof serverKeys>;
   upstreams: UpstreamConfig[];
+  /** Cluster mode (absent: this hub holds its upstreams alone). */
+  cluster?: ClusterConfig | undefined;
   /** Every value taken from the environment (`${VAR}`), and the tokens: redacted wherever wshub shows anything. */
   secrets?: ReadonlySet<string>;
 }
@@ -321,8 +361,9 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env
     slowAfterMs: c.slowAfterMs,
     server: c.server,
     upstreams,
+    cluster: c.cluster,
     // Tokens are secrets wherever they were written.
-    secrets: new Set([...secrets, ...[c.token, c.httpToken].filter((t): t is string => t !== undefined)]),
+    secrets: new Set([...secrets, ...[c.token, c.httpToken, c.cluster?.token, c.cluster?.pass].filter((t): t is string => t !== undefined && t !== '')]),
   };
 }
 

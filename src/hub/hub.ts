@@ -36,6 +36,7 @@ import type { PeerInfo, Refusal, Session as ServerSession, ServerStats } from '.
 import type { StateChange } from '../upstream/types.js';
 import { SLOW_CONSUMER_POLICIES, type DropCode, type SlowConsumerPolicy } from './backlog.js';
 import type { HubConfig, UpstreamConfig } from './config.js';
+import { HubCluster, type HubClusterStats } from './cluster-node.js';
 import { Connection, type ConnectionMode, type ConnectionStats } from './connection.js';
 import { EnvelopeServer } from './envelope.js';
 import { frame } from './frame.js';
@@ -68,6 +69,8 @@ export interface HubStats {
   server: ServerStats;
   /** Messages not delivered to sessions, by reason, since start (sessions that left included). */
   dropped: Partial<Record<DropCode, number>>;
+  /** Cluster mode: this hub, NATS, and who holds each upstream. */
+  cluster?: HubClusterStats;
 }
 
 export interface HubEvents {
@@ -92,6 +95,7 @@ export class Hub extends EventEmitter<HubEvents> {
   /** Drops summed over connections that already left, so totals never go backwards. */
   readonly #retiredDrops: Partial<Record<DropCode, number>> = {};
   #closing: Promise<void> | undefined;
+  #cluster: HubCluster | undefined;
   #reloading: Promise<unknown> = Promise.resolve();
 
   constructor(options: HubOptions) {
@@ -133,9 +137,26 @@ export class Hub extends EventEmitter<HubEvents> {
     return this.#connections;
   }
 
-  /** Bind the listeners and connect every upstream. */
+  /** The cluster this hub takes part in (after `start()`, when the config has `cluster:`). */
+  get cluster(): HubCluster | undefined {
+    return this.#cluster;
+  }
+
+  /**
+   * Join the cluster (with `cluster:`), bind the listeners and connect every
+   * upstream — in cluster mode, campaign for each; the holder connects.
+   */
   async start(): Promise<void> {
-    await this.server.listen();
+    if (this.#config.cluster) {
+      this.#cluster = await HubCluster.connect(this.#config.cluster, this.log);
+      for (const up of this.#upstreams.values()) this.#cluster.attach(up);
+    }
+    try {
+      await this.server.listen();
+    } catch (err) {
+      await this.#cluster?.close();
+      throw err;
+    }
     for (const up of this.#upstreams.values()) up.start();
     this.log.info({ addresses: this.server.addresses(), upstreams: [...this.#upstreams.keys()] }, 'hub started');
   }
@@ -164,6 +185,8 @@ export class Hub extends EventEmitter<HubEvents> {
     await Promise.all(plan.removed.map((name) => this.#removeUpstream(name, 'ERR_UPSTREAM_REMOVED', 'upstream removed by config reload')));
     for (const name of plan.replaced) {
       const old = this.#upstreams.get(name);
+      // The old one's lease goes first: the replacement campaigns under the same name.
+      await this.#cluster?.detach(name);
       const up = this.#addUpstream(next.upstreams.find((u) => u.name === name)!);
       if (old) {
         // Nothing is unsubscribed on a connection that is going away; envelope sessions move with their topics.
@@ -206,6 +229,7 @@ export class Hub extends EventEmitter<HubEvents> {
       connections,
       server: this.server.stats(),
       dropped,
+      ...(this.#cluster ? { cluster: this.#cluster.stats() } : {}),
     };
   }
 
@@ -217,6 +241,8 @@ export class Hub extends EventEmitter<HubEvents> {
       const code = ERROR_CATALOG.ERR_SHUTTING_DOWN.closeCode;
       await Promise.all([...this.#connections.values()].map((c) => c.outlet.end(code, 'hub shutting down', timeoutMs)));
       await this.server.close();
+      // Leases released before the upstreams close: another hub takes over in milliseconds.
+      await this.#cluster?.close();
       await Promise.all([...this.#upstreams.values()].map((up) => up.close(1000, 'hub shutting down')));
     })();
     return this.#closing;
@@ -226,6 +252,7 @@ export class Hub extends EventEmitter<HubEvents> {
   destroy(): void {
     this.#closing ??= Promise.resolve();
     this.server.destroy();
+    void this.#cluster?.close();
     for (const up of this.#upstreams.values()) up.destroy();
   }
 
@@ -237,6 +264,7 @@ export class Hub extends EventEmitter<HubEvents> {
     });
     up.on('state', (change) => this.#onState(up, change));
     this.#upstreams.set(config.name, up);
+    this.#cluster?.attach(up);
     return up;
   }
 
@@ -289,6 +317,7 @@ export class Hub extends EventEmitter<HubEvents> {
     if (!up) return;
     this.#upstreams.delete(name);
     this.#retire(up, code, reason);
+    await this.#cluster?.detach(name);
     await up.close(1000, reason);
   }
 

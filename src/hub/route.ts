@@ -26,6 +26,14 @@ export interface RouteLink {
   isOpen(): boolean;
 }
 
+/** Who watches the route (cluster mode: upstream.ts). Called synchronously; a throw is logged, never propagated. */
+export interface RouteObserver {
+  /** An upstream message was routed: where it went (after a failback's hold). */
+  routed?(data: Buffer, isBinary: boolean, publish: Publish | undefined): void;
+  /** A topic got its first subscriber (`live`) or lost its last. */
+  topic?(topic: string, live: boolean): void;
+}
+
 /** Whether an upstream publish goes out (undefined) or is held back, and why (a failback's overlap, handover.ts). */
 export type Admit = (topic: string | undefined, seq: number | undefined) => ErrorCode | undefined;
 
@@ -85,6 +93,7 @@ export class Route implements AdapterHost {
   readonly #link: RouteLink;
   /** Set when the upstream was removed (reload): its sessions' frames are refused, not routed. */
   retired = false;
+  observer: RouteObserver | undefined;
 
   constructor(options: RouteOptions) {
     this.upstream = options.name;
@@ -206,6 +215,7 @@ export class Route implements AdapterHost {
       const held = admit(publish.to === 'topic' ? publish.topic : undefined, publish.to === 'topic' ? publish.seq : undefined);
       if (held) publish = { to: 'none', reason: held };
     }
+    if (this.observer?.routed) this.#guard('observer', () => this.observer!.routed!(data, isBinary, publish));
     let delivered = this.#apply(outcome, undefined, undefined);
     for (const part of outcome.broadcast ?? []) delivered += this.#publish({ to: 'everyone' }, new UpstreamMessage(this.upstream, part, false, true, epoch));
     if (publish?.to === 'topic' || publish?.to === 'everyone') delivered += this.#publish(publish, new UpstreamMessage(this.upstream, data, isBinary, outcome.json, epoch));
@@ -346,7 +356,10 @@ export class Route implements AdapterHost {
   #join(session: Session, topic: string): void {
     if (session.detached) return;
     let audience = this.#topics.get(topic);
-    if (!audience) this.#topics.set(topic, (audience = new Audience()));
+    if (!audience) {
+      this.#topics.set(topic, (audience = new Audience()));
+      if (this.observer?.topic) this.#guard('observer', () => this.observer!.topic!(topic, true));
+    }
     if (audience.add(session)) session.topics.add(topic);
   }
 
@@ -357,6 +370,7 @@ export class Route implements AdapterHost {
     if (!audience || !audience.remove(session) || audience.size > 0) return false;
     // Keep the entry (and its snapshot) only while someone listens: topics are unbounded otherwise.
     this.#topics.delete(topic);
+    if (this.observer?.topic) this.#guard('observer', () => this.observer!.topic!(topic, false));
     return true;
   }
 

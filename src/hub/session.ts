@@ -12,7 +12,7 @@ import type { SessionHandle } from '../adapters/types.js';
 import type { WshubError } from '../errors.js';
 import type { Frame } from './frame.js';
 import type { UpstreamMessage } from './message.js';
-import type { Outlet } from './outlet.js';
+import type { Delivery } from './outlet.js';
 
 /** How a session's connection wants frames: the upstream's own bytes, or envelopes. */
 export interface SessionEncoder {
@@ -22,10 +22,19 @@ export interface SessionEncoder {
   own(data: Buffer, isBinary: boolean, answers: string | undefined, topic: string | undefined): Frame;
 }
 
+/** What a session needs of its connection's write side: an Outlet, or (cluster mode) a remote hub's stand-in. */
+export interface SessionOutlet {
+  readonly id: string;
+  readonly closed: boolean;
+  readonly backlogBytes: number;
+  deliver(frame: Frame, delivery?: Delivery): void;
+  end(code: number, reason: string, timeoutMs?: number): Promise<void>;
+}
+
 export interface SessionOptions {
   id: string;
   upstream: string;
-  outlet: Outlet;
+  outlet: SessionOutlet;
   encoder: SessionEncoder;
   group?: string | undefined;
   snapshot?: boolean;
@@ -66,7 +75,7 @@ export class Session implements SessionHandle {
   readonly upstream: string;
   readonly group: string | undefined;
   readonly wantsSnapshot: boolean;
-  readonly outlet: Outlet;
+  readonly outlet: SessionOutlet;
   readonly transparent: boolean;
   readonly encoder: SessionEncoder;
   readonly onError: ((error: WshubError, origin: unknown) => void) | undefined;
