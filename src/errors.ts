@@ -28,6 +28,7 @@ export const ERROR_CATALOG = {
   ERR_UPGRADE_REJECTED: { summary: 'The server answered the WebSocket upgrade with a non-101 HTTP status.' },
   ERR_UPGRADE_TIMEOUT: { summary: 'The HTTP upgrade did not complete within upgradeTimeoutMs.' },
   ERR_UPGRADE_INVALID: { summary: 'The upgrade response was malformed (bad accept key, unrequested subprotocol or extension).' },
+  ERR_CONNECT_GATE: { summary: 'The connectGate option rejected a connection attempt before it dialed; retried with backoff.' },
 
   // ── upstream liveness and lifecycle ─────────────────────────────────────
   ERR_PONG_TIMEOUT: { summary: 'No pong or application proof of life arrived within pongTimeoutMs of a ping.' },

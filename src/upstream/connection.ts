@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { formatAddress, type Dialed } from './dial.js';
 import { Liveness } from './liveness.js';
-import type { OpenInfo } from './types.js';
+import type { ConnectPhases, OpenInfo } from './types.js';
 
 /** RFC 6455 limits a close reason to 123 bytes. */
 const MAX_CLOSE_REASON_BYTES = 123;
@@ -42,7 +42,7 @@ export class Connection {
   probing = false;
   unwatch: (() => void) | undefined;
 
-  constructor(ws: WebSocket, dialed: Dialed, connection: number, options: ConnectionOptions, handlers: ConnectionHandlers) {
+  constructor(ws: WebSocket, dialed: Dialed, phases: ConnectPhases, connection: number, options: ConnectionOptions, handlers: ConnectionHandlers) {
     const socket = dialed.socket;
     this.ws = ws;
     this.socket = socket;
@@ -58,6 +58,7 @@ export class Connection {
       remotePort: socket.remotePort ?? dialed.port,
       family: dialed.family,
       connection,
+      phases,
       at: this.openedAt,
     };
     this.closed = new Promise((resolve) => {

@@ -2,6 +2,7 @@
  * Everything a `ResilientWebSocket` counts, kept in one place so that
  * `stats()` — which feeds /status and /metrics alike — is one snapshot.
  */
+import { PhaseRecorder } from './phases.js';
 import type { UpstreamState, UpstreamStats } from './types.js';
 
 export class Counters {
@@ -25,6 +26,8 @@ export class Counters {
   bytesIn = 0;
   bytesOut = 0;
   lastRttMs: number | undefined;
+  /** Connect-phase durations of every successful attempt. */
+  readonly phases = new PhaseRecorder();
 
   countDisconnect(cause: string): void {
     this.disconnects++;
@@ -64,6 +67,7 @@ export class Counters {
       lastRttMs: this.lastRttMs,
       queue: { ...live.queue },
       dropped: { ...this.dropped },
+      connectPhases: this.phases.snapshot(),
     };
   }
 }

@@ -10,6 +10,7 @@
  * ready socket through its `createConnection` option.
  */
 import { lookup as dnsLookup } from 'node:dns';
+import { performance } from 'node:perf_hooks';
 import type { LookupAddress } from 'node:dns';
 import { connect as netConnect, isIP } from 'node:net';
 import type { LookupFunction, Socket } from 'node:net';
@@ -40,6 +41,15 @@ export interface Dialed {
   family: 'IPv4' | 'IPv6';
   /** Every address tried, in order, as `host:port` / `[v6]:port`. */
   tried: string[];
+  /** How long each phase took, in ms: no `dnsMs` for an IP literal, no `tlsMs` for `ws:`. */
+  phases: DialPhases;
+}
+
+export interface DialPhases {
+  dnsMs?: number;
+  /** The whole Happy Eyeballs race, failed addresses included. */
+  tcpMs: number;
+  tlsMs?: number;
 }
 
 export interface ResolvedAddress {
@@ -54,12 +64,19 @@ export function formatAddress(address: string, port: number): string {
 
 /** DNS, TCP (Happy Eyeballs) and, for wss, TLS. Resolves with a connected (and secured) socket. */
 export async function dial(options: DialOptions): Promise<Dialed> {
+  const phases: DialPhases = { tcpMs: 0 };
+  let start = performance.now();
   const addresses = await resolve(options);
+  if (isIP(options.host) === 0) phases.dnsMs = performance.now() - start;
+  start = performance.now();
   const won = await raceConnect(options, interleave(addresses));
-  if (!options.secure) return won;
+  phases.tcpMs = performance.now() - start;
+  if (!options.secure) return { ...won, phases };
   try {
+    start = performance.now();
     const socket = await secure(options, won);
-    return { ...won, socket };
+    phases.tlsMs = performance.now() - start;
+    return { ...won, socket, phases };
   } catch (err) {
     won.socket.destroy();
     throw err;
@@ -131,7 +148,7 @@ export function interleave(addresses: readonly ResolvedAddress[]): ResolvedAddre
  * connect wins and every loser is destroyed. Each address has its own
  * tcpTimeoutMs. When all fail, the error names every address tried.
  */
-function raceConnect(options: DialOptions, addresses: ResolvedAddress[]): Promise<Dialed> {
+function raceConnect(options: DialOptions, addresses: ResolvedAddress[]): Promise<Omit<Dialed, 'phases'>> {
   const { port } = options;
   return new Promise((resolvePromise, reject) => {
     const pending = new Map<Socket, NodeJS.Timeout>();
@@ -223,7 +240,7 @@ function allFailed(failures: WshubError[], tried: string[]): WshubError {
 }
 
 /** TLS over the won TCP socket, under tlsTimeoutMs. */
-function secure(options: DialOptions, won: Dialed): Promise<TLSSocket> {
+function secure(options: DialOptions, won: Omit<Dialed, 'phases'>): Promise<TLSSocket> {
   const label = formatAddress(won.address, won.port);
   return new Promise((resolvePromise, reject) => {
     const hostIsName = isIP(options.host) === 0;

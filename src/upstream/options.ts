@@ -8,7 +8,7 @@ import type { LookupFunction } from 'node:net';
 import { z } from '../zod.js';
 import { parseOptions } from '../options.js';
 import type { Logger } from '../observe/log.js';
-import type { ResilientWebSocketOptions } from './types.js';
+import type { ConnectGate, ResilientWebSocketOptions } from './types.js';
 import {
   DEFAULT_REJECT_UNAUTHORIZED,
   DEFAULT_PER_MESSAGE_DEFLATE,
@@ -81,6 +81,7 @@ const schema = z.strictObject({
   perMessageDeflate: z.boolean().default(DEFAULT_PER_MESSAGE_DEFLATE),
   maxPayload: z.number().int().positive().default(DEFAULT_UPSTREAM_MAX_PAYLOAD),
   lookup: z.custom<LookupFunction>((v) => typeof v === 'function', { message: 'expected a function like dns.lookup' }).optional(),
+  connectGate: z.custom<ConnectGate>((v) => typeof v === 'function', { message: 'expected a function returning a promise (awaited before every connection attempt)' }).optional(),
   localAddress: z.string().refine((v) => isIP(v) !== 0, { message: 'expected an IP address' }).optional(),
   happyEyeballsDelayMs: ms.default(DEFAULT_HAPPY_EYEBALLS_DELAY_MS),
   dnsTimeoutMs: positiveMs.default(DEFAULT_DNS_TIMEOUT_MS),

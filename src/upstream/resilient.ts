@@ -1,7 +1,8 @@
 /**
  * `ResilientWebSocket`: one logical upstream connection that survives
  * everything that can be survived. One state machine (state.ts), one exit
- * for every teardown (`#disconnect`), dialing phase by phase (dial.ts,
+ * for every teardown (`#disconnect`), each attempt through the caller's
+ * connect gate and then phase by phase, timed (attempt.ts, dial.ts,
  * upgrade.ts), backoff with full jitter (backoff.ts), liveness by ping or
  * application heartbeat (liveness.ts, connection.ts), a bounded outbound
  * queue while not open (outbox.ts), explicit backpressure and an exact
@@ -13,11 +14,11 @@ import { EventEmitter } from 'node:events';
 import type WebSocket from 'ws';
 import { WshubError, isWshubError } from '../errors.js';
 import { redactUrl, silentLogger, type Logger } from '../observe/log.js';
+import { attempt, type Attempted } from './attempt.js';
 import { backoffDelay } from './backoff.js';
 import { classifyClose, isFatalHttpStatus } from './close-policy.js';
 import { Connection } from './connection.js';
 import { Counters } from './counters.js';
-import { dial, formatAddress, type Dialed } from './dial.js';
 import { NetWatcher, normalizeAddress, type AddressChange } from './netwatch.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
 import { Outbox } from './outbox.js';
@@ -26,7 +27,6 @@ import { canMove } from './state.js';
 import type {
   ResilientWebSocketEvents, ResilientWebSocketOptions, SendOptions, SendResult, StateChange, UpstreamState, UpstreamStats,
 } from './types.js';
-import { upgrade } from './upgrade.js';
 
 /** How the next attempt is scheduled after a teardown. */
 type Retry = 'backoff' | 'now' | false;
@@ -274,14 +274,14 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     if (this.#state !== 'connecting') return;
     const abort = new AbortController();
     this.#dialAbort = abort;
-    this.#dialAndUpgrade(abort.signal).then(
-      ({ ws, dialed }) => {
+    attempt(this.#url, this.options, abort.signal).then(
+      (attempted) => {
         if (abort.signal.aborted) {
-          ws.terminate();
+          attempted.ws.terminate();
           return;
         }
         this.#dialAbort = undefined;
-        this.#onOpen(ws, dialed);
+        this.#onOpen(attempted);
       },
       (err: unknown) => {
         if (abort.signal.aborted) return;
@@ -296,40 +296,11 @@ export class ResilientWebSocket extends EventEmitter<ResilientWebSocketEvents> {
     );
   }
 
-  async #dialAndUpgrade(signal: AbortSignal): Promise<{ ws: WebSocket; dialed: Dialed }> {
-    const o = this.options;
-    const secure = this.#url.protocol === 'wss:';
-    const host = this.#url.hostname.startsWith('[') ? this.#url.hostname.slice(1, -1) : this.#url.hostname;
-    const port = this.#url.port ? Number(this.#url.port) : secure ? 443 : 80;
-    const dialed = await dial({
-      host, port, secure, signal,
-      lookup: o.lookup,
-      localAddress: o.localAddress,
-      happyEyeballsDelayMs: o.happyEyeballsDelayMs,
-      dnsTimeoutMs: o.dnsTimeoutMs,
-      tcpTimeoutMs: o.tcpTimeoutMs,
-      tlsTimeoutMs: o.tlsTimeoutMs,
-      ca: o.ca,
-      rejectUnauthorized: o.rejectUnauthorized,
-    });
-    const ws = await upgrade({
-      url: o.url,
-      socket: dialed.socket,
-      label: formatAddress(dialed.address, dialed.port),
-      protocols: o.protocols,
-      headers: o.headers,
-      perMessageDeflate: o.perMessageDeflate,
-      maxPayload: o.maxPayload,
-      upgradeTimeoutMs: o.upgradeTimeoutMs,
-      signal,
-    });
-    return { ws, dialed };
-  }
-
-  #onOpen(ws: WebSocket, dialed: Dialed): void {
+  #onOpen({ ws, dialed, phases }: Attempted): void {
     const counters = this.#counters;
     counters.connections++;
-    const conn: Connection = new Connection(ws, dialed, counters.connections, this.options, {
+    counters.phases.observe(phases);
+    const conn: Connection = new Connection(ws, dialed, phases, counters.connections, this.options, {
       message: (data, isBinary) => {
         counters.messagesIn++;
         counters.bytesIn += data.length;

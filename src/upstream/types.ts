@@ -42,8 +42,52 @@ export interface OpenInfo {
   family: 'IPv4' | 'IPv6' | undefined;
   /** 1-based count of successful opens over the client's life. */
   connection: number;
+  /** How long each connect phase of this attempt took. */
+  phases: ConnectPhases;
   at: number;
 }
+
+/**
+ * The duration of each connect phase of one successful attempt, in ms
+ * (fractional). `dnsMs` is absent for an IP literal (no lookup), `tlsMs` for
+ * `ws:`. `tcpMs` is the whole Happy Eyeballs race, failed addresses included.
+ * Time spent waiting at `connectGate` is not in any phase.
+ */
+export interface ConnectPhases {
+  dnsMs?: number;
+  tcpMs: number;
+  tlsMs?: number;
+  upgradeMs: number;
+}
+
+/** The connect phases, as histogram keys and metric labels. */
+export type ConnectPhase = 'dns' | 'tcp' | 'tls' | 'upgrade';
+
+/**
+ * A cumulative histogram, shaped as Prometheus exposes one: `counts[i]` is
+ * the number of observations `<= buckets[i]` ms; `count` (every observation,
+ * the `+Inf` bucket) and `sum` (ms) complete it.
+ */
+export interface PhaseHistogram {
+  /** Upper bounds in ms, ascending. */
+  buckets: number[];
+  /** Cumulative, one per bound. */
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+/** One histogram per connect phase, over every successful attempt of the client's life. */
+export type ConnectPhaseHistograms = Record<ConnectPhase, PhaseHistogram>;
+
+/**
+ * Awaited before every connection attempt (the first and every retry); the
+ * attempt dials once it resolves. `signal` aborts when the attempt is
+ * abandoned (close(), destroy(), reconnect()): a gate should then drop the
+ * waiter (`RateGate.acquire({ signal })` does). A rejection fails the attempt
+ * with `ERR_CONNECT_GATE` (retried with backoff).
+ */
+export type ConnectGate = (signal: AbortSignal) => Promise<void> | void;
 
 /** A message that left the outbound queue without being sent. */
 export interface DropNotice {
@@ -102,6 +146,8 @@ export interface UpstreamStats {
   lastRttMs: number | undefined;
   queue: { messages: number; bytes: number };
   dropped: Record<string, number>;
+  /** Per-phase connect durations of every successful attempt (set by `ResilientWebSocket`; optional for aggregates built elsewhere). */
+  connectPhases?: ConnectPhaseHistograms;
   /**
    * The account of every message given to `send()`: `accepted` = `sent`
    * (handed to the kernel) + `dropped` (by reason in `dropped`) + `held`
@@ -154,6 +200,8 @@ export interface ResilientWebSocketOptions {
   maxPayload?: number;
   /** Custom resolver (same shape as dns.lookup with `all: true` support); tests use it for dual-stack names. */
   lookup?: LookupFunction;
+  /** Awaited before every connection attempt, e.g. to rate-limit new connections (see {@link ConnectGate}). */
+  connectGate?: ConnectGate;
   /** Bind the local side of the TCP connection to this IP address. */
   localAddress?: string;
   /** Happy Eyeballs: delay before racing the next address (RFC 8305). @default 250 */
