@@ -11,11 +11,12 @@
  * seen, so a topic keeps its series for the process's life and counters stay
  * monotonic); every later topic is summed under `topic="_other"`.
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client';
 import { z } from '../zod.js';
 import { OTHER_TOPIC } from '../hub/route.js';
 import { parseOptions } from '../options.js';
-import type { UpstreamState } from '../upstream/types.js';
+import { CONNECT_PHASE_BUCKETS_MS, CONNECT_PHASES } from '../upstream/phases.js';
+import type { PhaseHistogram, UpstreamState } from '../upstream/types.js';
 import type { ObservedStats, TopicTraffic } from './snapshot.js';
 
 /** Per-topic label values per upstream before the rest go to `_other`. @default 50 */
@@ -38,6 +39,50 @@ const STATES: readonly UpstreamState[] = ['idle', 'connecting', 'open', 'reconne
 type Labels = Record<string, string>;
 type Emit = (labels: Labels, value: number) => void;
 type Fill = (s: ObservedStats, emit: Emit) => void;
+/** A cumulative histogram as the snapshot holds one (bounds and sum in `unit`s). */
+type EmitHistogram = (labels: Labels, histogram: PhaseHistogram) => void;
+type FillHistogram = (s: ObservedStats, emit: EmitHistogram) => void;
+
+/**
+ * A histogram whose samples come whole from the snapshot at scrape time.
+ * prom-client's own Histogram only accumulates `observe()` calls, and
+ * nothing is counted in this layer; so `get()` (what the registry renders,
+ * through `getForPromString()` when a metric has one) is replaced and the
+ * parent's state stays empty. Bounds and sums arrive in ms and leave in
+ * seconds, as Prometheus names them.
+ */
+class SnapshotHistogram extends Histogram<string> {
+  readonly #name: string;
+  readonly #help: string;
+  readonly #fill: (emit: EmitHistogram) => void;
+
+  constructor(name: string, help: string, labelNames: string[], registry: Registry, fill: (emit: EmitHistogram) => void) {
+    super({ name, help, labelNames, buckets: CONNECT_PHASE_BUCKETS_MS.map((ms) => ms / 1000), registers: [registry] });
+    this.#name = name;
+    this.#help = help;
+    this.#fill = fill;
+  }
+
+  override get(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
+    const name = this.#name;
+    const values: Array<MetricValueWithName<string>> = [];
+    this.#fill((labels, h) => {
+      if (h.counts.length !== h.buckets.length) return;
+      h.buckets.forEach((ms, i) => values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: ms / 1000 }, value: h.counts[i] ?? 0 }));
+      values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: h.count });
+      values.push({ metricName: `${name}_sum`, labels, value: h.sum / 1000 });
+      values.push({ metricName: `${name}_count`, labels, value: h.count });
+    });
+    // prom-client's typings say `type` is a numeric enum; at run time (and in what the registry prints) it is the string.
+    const metric = { name, help: this.#help, type: 'histogram', values, aggregator: 'sum' };
+    return Promise.resolve(metric as unknown as MetricObjectWithValues<MetricValueWithName<string>>);
+  }
+
+  /** What the registry renders when present (prom-client's Histogram has one): the same samples. */
+  getForPromString(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
+    return this.get();
+  }
+}
 
 export class HubMetrics {
   readonly registry = new Registry();
@@ -102,6 +147,10 @@ export class HubMetrics {
     });
   }
 
+  #histogram(name: string, help: string, labelNames: string[], fill: FillHistogram): void {
+    new SnapshotHistogram(this.options.prefix + name, help, labelNames, this.registry, (emit) => fill(this.#snapshot(), emit));
+  }
+
   #define(): void {
     const perUpstream = (pick: (u: ObservedStats['upstreams'][number]) => number | undefined): Fill => (s, emit) => {
       for (const u of s.upstreams) {
@@ -145,6 +194,13 @@ export class HubMetrics {
     this.#counter('upstream_sent_bytes_total', 'Payload bytes sent to the upstream.', ['upstream'], perUpstream((u) => u.client.bytesOut));
     this.#gauge('upstream_queue_messages', 'Messages waiting to be sent while the upstream is not open.', ['upstream'], perUpstream((u) => u.client.queue.messages));
     this.#gauge('upstream_queue_bytes', 'Bytes waiting to be sent while the upstream is not open.', ['upstream'], perUpstream((u) => u.client.queue.bytes));
+    this.#histogram('upstream_connect_phase_seconds', 'How long each connect phase (dns, tcp, tls, upgrade) of successful upstream connection attempts took.',
+      ['upstream', 'phase'], (s, emit) => {
+        for (const u of s.upstreams) {
+          const phases = u.client.connectPhases;
+          if (phases) for (const phase of CONNECT_PHASES) emit({ upstream: u.name, phase }, phases[phase]);
+        }
+      });
     this.#counter('upstream_dropped_messages_total', 'Messages to the upstream not sent, by reason (queue full, expired, ...).', ['upstream', 'reason'], byKey('reason', (u) => u.client.dropped));
 
     // ── routing ─────────────────────────────────────────────────────────
