@@ -378,8 +378,16 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     return { ...primary, messagesIn, bytesIn, state: this.#state, sends };
   }
 
+  /** The current pool's figures; in cluster mode its counters include the pools given up, so they never go back. */
   poolStats(): PoolStats {
-    return this.pool.stats();
+    const now = this.#pool.stats();
+    for (const past of this.#pastPools) {
+      const p = past.stats();
+      now.failovers += p.failovers;
+      now.failbacks += p.failbacks;
+      now.pacedFrames += p.pacedFrames;
+    }
+    return now;
   }
 
   pacerStats(): PacerStats {

@@ -203,6 +203,15 @@ export class HubMetrics {
       });
     this.#counter('upstream_dropped_messages_total', 'Messages to the upstream not sent, by reason (queue full, expired, ...).', ['upstream', 'reason'], byKey('reason', (u) => u.client.dropped));
 
+    // ── pools (docs/pools.md) ───────────────────────────────────────────
+    this.#counter('upstream_failovers_total', 'Moves to the next endpoint of an upstream pool.', ['upstream'], perUpstream((u) => u.pool.failovers));
+    this.#counter('upstream_failbacks_total', 'Moves back to a more preferred endpoint (make-before-break).', ['upstream'], perUpstream((u) => u.pool.failbacks));
+    this.#gauge('upstream_shards', 'Connections the upstream pool uses now (more than one when topics are sharded).', ['upstream'], perUpstream((u) => u.pool.connections.length));
+    this.#counter('upstream_paced_frames_total', 'Frames the hub sent upstream that waited for their connection\'s controlRate.', ['upstream'], perUpstream((u) => u.pool.pacedFrames));
+    this.#gauge('upstream_endpoint_current', '1 for the endpoint the pool is on, 0 for its others (URLs redacted).', ['upstream', 'endpoint'], (s, emit) => {
+      for (const u of s.upstreams) for (const e of u.pool.endpoints) emit({ upstream: u.name, endpoint: e.url }, e.current ? 1 : 0);
+    });
+
     // ── routing ─────────────────────────────────────────────────────────
     this.#gauge('sessions', 'Sessions attached to the upstream.', ['upstream'], perUpstream((u) => u.sessions));
     this.#gauge('topics', 'Topics with at least one subscriber.', ['upstream'], perUpstream((u) => u.topics.length));
@@ -225,6 +234,8 @@ export class HubMetrics {
         if (sorted.length > this.options.maxTopicLabels) emit({ upstream: u.name, topic: OTHER_TOPIC }, other);
       }
     });
+
+    this.#defineCluster();
 
     // ── worker connections ──────────────────────────────────────────────
     this.#gauge('connections', 'Attached worker connections.', ['mode', 'transport'], (s, emit) => {
@@ -256,6 +267,41 @@ export class HubMetrics {
     });
     this.#counter('server_dropped_messages_total', 'Messages from workers received but not delivered to the hub, by reason.', ['reason'], (s, emit) => {
       for (const [reason, n] of Object.entries(s.server.dropped)) emit({ reason }, n);
+    });
+  }
+
+  /** Cluster mode (docs/cluster.md): absent without `cluster:`. */
+  #defineCluster(): void {
+    type Member = NonNullable<ObservedStats['cluster']>['upstreams'][number];
+    const perMember = (pick: (m: Member) => number | undefined): Fill => (s, emit) => {
+      for (const m of s.cluster?.upstreams ?? []) {
+        const v = pick(m);
+        if (v !== undefined) emit({ upstream: m.upstream }, v);
+      }
+    };
+    // Labelled by the cluster's name: an unlabelled series would be printed (as 0) even without a cluster.
+    this.#gauge('cluster_nats_connected', '1 while the hub\'s NATS connection is up.', ['cluster'], (s, emit) => { if (s.cluster) emit({ cluster: s.cluster.name }, s.cluster.nats.connected ? 1 : 0); });
+    this.#gauge('cluster_nats_rtt_seconds', 'Round trip to the NATS server (measured every 5 s).', ['cluster'], (s, emit) => {
+      const ms = s.cluster?.nats.rttMs;
+      if (s.cluster && ms !== undefined) emit({ cluster: s.cluster.name }, ms / 1000);
+    });
+    this.#counter('cluster_nats_disconnects_total', 'Times the NATS connection was lost.', ['cluster'], (s, emit) => { if (s.cluster) emit({ cluster: s.cluster.name }, s.cluster.nats.disconnects); });
+    this.#gauge('cluster_role', 'This hub\'s role for the upstream: 1 for the current one (holder, follower, local), 0 for the others.', ['upstream', 'role'], (s, emit) => {
+      for (const m of s.cluster?.upstreams ?? []) for (const role of ['holder', 'follower', 'local']) emit({ upstream: m.upstream, role }, m.role === role ? 1 : 0);
+    });
+    this.#gauge('cluster_epoch', 'Lease epoch of the holder this hub last saw.', ['upstream'], perMember((m) => m.holder?.epoch));
+    this.#gauge('cluster_hubs', 'Hubs seen in the interest view (reported by the holder).', ['upstream'], perMember((m) => (m.role === 'holder' ? m.hubs.length : undefined)));
+    this.#counter('cluster_takeovers_total', 'Times this hub acquired the upstream\'s lease.', ['upstream'], perMember((m) => m.lease.acquisitions));
+    this.#counter('cluster_fences_total', 'Times this hub\'s holding ran out before a renew succeeded (it stopped acting as the holder).', ['upstream'], perMember((m) => m.lease.fences));
+    this.#counter('cluster_fenced_publishes_prevented_total', 'Messages this hub did not publish because its lease had run out (a fenced holder\'s).', ['upstream'], perMember((m) => m.bus.publishRefusedNotHolder));
+    this.#counter('cluster_published_messages_total', 'Upstream messages this hub published to the other hubs (as the holder).', ['upstream'], perMember((m) => m.bus.published));
+    this.#counter('cluster_received_messages_total', 'Messages and answers this hub received from the holder over NATS.', ['upstream'], perMember((m) => m.bus.received + m.bus.unicastReceived));
+    this.#counter('cluster_stale_dropped_total', 'Messages from a replaced holder (older epoch) dropped.', ['upstream'], perMember((m) => m.bus.droppedStaleEpoch));
+    this.#counter('cluster_forwarded_total', 'Worker frames forwarded to the holder, by result.', ['upstream', 'result'], (s, emit) => {
+      for (const m of s.cluster?.upstreams ?? []) {
+        emit({ upstream: m.upstream, result: 'ok' }, m.requests.forwarded);
+        emit({ upstream: m.upstream, result: 'failed' }, m.requests.forwardFailed);
+      }
     });
   }
 

@@ -17,6 +17,7 @@ import { CHROMIUM, launchChromium } from '../support/chromium.js';
 import WebSocket, { WebSocketServer } from 'ws';
 import { DemoFeed, demoUpstreamConfig } from '../../src/demo/feed.js';
 import { HubHttpServer } from '../../src/observe/http.js';
+import { NatsServer } from '../cluster/helpers.js';
 import { eventually, startTestHub, Worker } from '../hub/helpers.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../../../test-artifacts/', import.meta.url));
@@ -247,4 +248,36 @@ test('status page: when the hub stops answering, the whole page says it is stale
   assert.match((await page.locator('#stale').textContent()) ?? '', /The hub is not answering: everything below is as of \d\d:\d\d:\d\d/);
   assert.equal(await page.locator('#stale').isVisible(), true);
   assert.equal(await page.evaluate('getComputedStyle(document.querySelector("main")).filter'), 'grayscale(1)');
+});
+
+test('status page: a pool shows its endpoints with the current one marked and its connections; cluster mode shows the role, the holder and NATS', async () => {
+  const nats = await new NatsServer().start();
+  cleanups.push(() => nats.dispose());
+  const a = new DemoFeed({ tickMs: 100 });
+  const b = new DemoFeed({ tickMs: 100 });
+  await Promise.all([a.ready(), b.ready()]);
+  a.start();
+  cleanups.push(() => a.close(), () => b.close());
+  const [urlA, urlB] = [a.url, b.url];
+  const { url: _url, ...feed } = demoUpstreamConfig(urlA);
+  const hub = await startTestHub(
+    { feed: { ...feed, urls: [urlA, urlB], pingIntervalMs: 0 } },
+    { cluster: { nats: nats.url, name: 'page', leaseTtlMs: 1500, hubName: 'page-hub' } },
+  );
+  cleanups.push(() => hub.close());
+  const http = new HubHttpServer(hub.hub);
+  const { port: httpPort } = await http.listen('127.0.0.1', 0);
+  cleanups.push(() => http.close());
+  const page = await openPage(`http://127.0.0.1:${httpPort}`);
+  const card = page.locator('[data-upstream="feed"][data-state="open"]');
+  await card.waitFor({ timeout: 15_000 });
+  await eventually(async () => (await card.locator('[data-role="role"]').textContent()) === 'holder', 'the role shown as holder', 10_000);
+  assert.equal(await card.locator('[data-role="holder"]').textContent(), `this hub · epoch ${hub.hub.cluster!.stats().upstreams[0]!.holder!.epoch}`);
+  const endpoints = await card.locator('.endpoints li').allTextContents();
+  assert.equal(endpoints.length, 2);
+  assert.match(endpoints[0]!, /← current/);
+  assert.doesNotMatch(endpoints[1]!, /current/);
+  assert.equal(await card.locator('.endpoints li[data-current="true"] .url').textContent(), urlA);
+  assert.equal(await card.locator('table.shards tbody tr').count(), 1);
+  assert.match((await page.locator('#summary').textContent()) ?? '', /cluster page as page-hub \(NATS up/);
 });

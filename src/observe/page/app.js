@@ -160,6 +160,8 @@ function upstreamCard(u) {
       el('span', { class: 'url', 'data-role': 'url' })),
     el('div', { class: 'reason', 'data-role': 'reason' }),
     el('div', { class: 'facts', 'data-role': 'facts' }),
+    el('div', { class: 'pool', 'data-role': 'pool' }),
+    el('div', { class: 'facts', 'data-role': 'cluster' }),
     el('div', { class: 'chart', 'data-role': 'chart' }),
     el('ul', { class: 'history', 'data-role': 'history' }));
   return card;
@@ -210,6 +212,8 @@ function renderUpstreams(s) {
       listFact('dropped', c.dropped),
       fact('peer', c.remoteAddress ? c.remoteAddress + (c.family ? ' (' + c.family + ')' : '') : '–'),
     );
+    renderPool(q('pool'), u.pool);
+    renderClusterUpstream(q('cluster'), s.cluster && s.cluster.upstreams.find((m) => m.upstream === u.name));
     const items = u.history.slice(-20).reverse().map((h) =>
       el('li', null,
         el('span', { class: 't', text: fmtTime(h.at) }),
@@ -225,6 +229,54 @@ function renderUpstreams(s) {
       card.remove();
     }
   }
+}
+
+/** Endpoints (current one marked) and connections of a pool; nothing for one endpoint on one connection. */
+function renderPool(root, pool) {
+  if (!pool || (pool.endpoints.length < 2 && pool.connections.length < 2)) {
+    root.replaceChildren();
+    return;
+  }
+  const endpoints = el('ul', { class: 'endpoints' }, ...pool.endpoints.map((e) =>
+    el('li', { class: e.current ? 'current' : '', 'data-current': String(e.current), title: e.failures + ' consecutive failures' },
+      el('span', { class: 'url', text: e.url }),
+      el('span', { class: 'muted', text: e.current ? ' ← current' : (e.failures ? ' · ' + e.failures + ' failures' : '') }))));
+  const rows = pool.connections.map((c) => el('tr', null,
+    el('td', { text: '#' + c.shard }),
+    el('td', null, el('span', { class: 'badge badge-' + c.state, text: c.state })),
+    el('td', { class: 'num', text: fmtNum(c.topics) }),
+    el('td', { class: 'num', text: c.tokensLeft === undefined || c.tokensLeft === null ? '–' : String(c.tokensLeft) }),
+    el('td', { class: 'num', text: fmtNum(c.queuedFrames) })));
+  const table = el('table', { class: 'grid shards' },
+    el('thead', null, el('tr', null, el('th', { text: 'connection' }), el('th', { text: 'state' }), el('th', { class: 'num', text: 'topics' }), el('th', { class: 'num', text: 'tokens left' }), el('th', { class: 'num', text: 'paced waiting' }))),
+    el('tbody', null, ...rows));
+  root.replaceChildren(
+    el('div', { class: 'facts' },
+      fact('failovers', fmtNum(pool.failovers), 'failovers'),
+      fact('failbacks', fmtNum(pool.failbacks), 'failbacks'),
+      fact('paced frames', fmtNum(pool.pacedFrames)),
+      fact('handover', pool.handover ? 'in progress' : '–')),
+    endpoints, table);
+}
+
+/** This hub's part in holding the upstream (cluster mode). */
+function renderClusterUpstream(root, m) {
+  if (!m) {
+    root.replaceChildren();
+    return;
+  }
+  const holder = m.holder ? (m.holder.self ? 'this hub' : m.holder.hub) + ' · epoch ' + m.holder.epoch : 'nobody';
+  root.replaceChildren(
+    fact('role', m.role, 'role'),
+    fact('holder', holder, 'holder'),
+    fact('held for', m.role === 'holder' ? fmtAgo(m.leaseAgeMs) : '–'),
+    fact('hubs seen', m.role === 'holder' ? String(m.hubs.length) : '–', 'hubs'),
+    fact('from NATS', fmtNum(m.bus.received + m.bus.unicastReceived), 'fromNats'),
+    fact('to NATS', fmtNum(m.bus.published)),
+    fact('takeovers', fmtNum(m.lease.acquisitions)),
+    fact('fenced', fmtNum(m.lease.fences)),
+    fact('forwarded', fmtNum(m.requests.forwarded) + (m.requests.forwardFailed ? ' (' + fmtNum(m.requests.forwardFailed) + ' failed)' : '')),
+  );
 }
 
 // ── tables ───────────────────────────────────────────────────────────────
@@ -290,8 +342,11 @@ function renderServer(s) {
 
 function renderHeader(s) {
   const open = s.upstreams.filter((u) => u.client.state === 'open').length;
+  const cluster = s.cluster
+    ? ` · cluster ${s.cluster.name} as ${s.cluster.hubName} (NATS ${s.cluster.nats.connected ? 'up' : 'DOWN'}${s.cluster.nats.rttMs === undefined ? '' : ', rtt ' + s.cluster.nats.rttMs.toFixed(1) + ' ms'})`
+    : '';
   document.getElementById('summary').textContent =
-    `pid ${s.pid} · up ${fmtAgo(s.now - s.startedAt)} · ${open}/${s.upstreams.length} upstreams open · ${s.connectionsTotal ?? s.connections.length} workers`;
+    `pid ${s.pid} · up ${fmtAgo(s.now - s.startedAt)} · ${open}/${s.upstreams.length} upstreams open · ${s.connectionsTotal ?? s.connections.length} workers${cluster}`;
   const ready = document.getElementById('ready');
   ready.textContent = s.health.ok ? 'ready' : 'not ready';
   ready.className = 'badge ' + (s.health.ok ? 'badge-ready' : 'badge-unready');
