@@ -36,7 +36,7 @@ class ExchangeWorker {
   constructor(url: string) {
     this.ws = new WebSocket(url);
     this.ws.on('message', (raw) => {
-      const m = JSON.parse(raw.toString()) as { stream?: string; data?: { seq: number }; id?: unknown };
+      const m = JSON.parse((raw as Buffer).toString()) as { stream?: string; data?: { seq: number }; id?: unknown };
       if (typeof m.stream === 'string' && m.data) {
         let list = this.seqs.get(m.stream);
         if (!list) this.seqs.set(m.stream, (list = []));

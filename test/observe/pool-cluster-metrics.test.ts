@@ -35,7 +35,7 @@ async function status(base: string): Promise<ObservedStats> {
 function subscriber(url: string): { ws: WebSocket; ticks: () => number } {
   let ticks = 0;
   const ws = new WebSocket(url, ['feed-v1']);
-  ws.on('message', (raw) => { if ((JSON.parse(raw.toString()) as { stream?: string }).stream) ticks++; });
+  ws.on('message', (raw) => { if ((JSON.parse((raw as Buffer).toString()) as { stream?: string }).stream) ticks++; });
   ws.once('open', () => ws.send(JSON.stringify({ method: 'SUBSCRIBE', params: ['btcusdt@trade'], id: 1 })));
   cleanups.push(() => ws.terminate());
   return { ws, ticks: () => ticks };
