@@ -80,7 +80,12 @@ const scenario: BenchScenario = {
           listen: hubSocket,
           logLevel: 'silent',
           // Quick reconnects, so 50 kills take a minute, not the default backoff's growing waits.
-          upstreams: { feed: { url: `ws://127.0.0.1:${port}/`, adapter: 'raw', backoff: { minDelayMs: 20, maxDelayMs: 200, minUptimeMs: 100 } } },
+          // `hold`, not the raw adapter's default `close`: the ledgers checked here are those of sessions that
+          // live across many upstream deaths. Under `close` each reported outage would end every session (1012)
+          // and refuse the wave's replacements with 503 — that policy has its own tests (test/hub/attach.test.ts, reload.test.ts).
+          upstreams: {
+            feed: { url: `ws://127.0.0.1:${port}/`, adapter: 'raw', onUpstreamLoss: 'hold', backoff: { minDelayMs: 20, maxDelayMs: 200, minUptimeMs: 100 } },
+          },
         },
         'hub',
       );
