@@ -130,6 +130,27 @@ test('1,000 topics from 5 workers under a 200-topic, 5-frames/s exchange: sharde
   assert.equal(upstreamOf(hub.hub, 'feed').pool.connections.length, 5);
 });
 
+test('naive workers, one SUBSCRIBE per topic, 1,000 topics: the hub combines and paces them under the exchange\'s 5 frames/s with no limit close, though frames are sent in bursts the exchange reads late', { timeout: 60_000 }, async () => {
+  const exchange = await ExchangeProcess.start({ maxSubscriptions: 200, maxControlPerSecond: 5, maxConnectionsPerSecond: 10 });
+  cleanups.push(() => exchange.kill());
+  const hub: TestHub = await startTestHub({
+    feed: {
+      url: exchange.url, adapter: 'json', topic: 'stream', subscribe: SUBSCRIBE, unsubscribe: UNSUBSCRIBE,
+      maxTopicsPerConnection: 200, controlRate: { messages: 4, perMs: 1000 }, connectRate: { connections: 5, perMs: 1000 },
+    },
+  });
+  cleanups.push(() => hub.close());
+  const workers = await Promise.all(Array.from({ length: 5 }, () => new ExchangeWorker(hub.url('feed')).open()));
+  const ids = workers.map((w, i) => w.subscribe(topicsOf(i), 1));
+  await eventually(async () => Object.keys((await exchange.stats()).subscribes).length === 1000, 'the exchange to have all 1,000 topics subscribed', 30_000, 100);
+  await eventually(() => workers.every((w, i) => ids[i]!.every((id) => w.answers.some((a) => a.id === id && a.error === undefined))), 'every one of the 1,500 worker frames answered');
+  const stats = await exchange.stats();
+  assert.deepEqual(stats.limitCloses, { maxSubscriptions: 0, maxControlPerSecond: 0 }, 'the exchange never closed the hub for a limit');
+  assert.ok(Object.values(stats.subscribes).every((n) => n === 1), 'each topic subscribed exactly once');
+  assert.ok(stats.subscribeFrames < 100, `1,500 one-topic subscribes combined into few frames (saw ${stats.subscribeFrames})`);
+  assert.equal(stats.unsubscribeFrames, 0, 'nothing unsubscribed');
+});
+
 test('three endpoints on one clock feed: kill the preferred → the second, kill it → the third; restart the first → back on it after a probe, no seq twice, none missed across the failback', { timeout: 90_000 }, async () => {
   const clock = { startMs: Date.now(), intervalMs: 25 };
   const endpoints = await Promise.all([0, 1, 2].map(() => ExchangeProcess.start({ clock })));
