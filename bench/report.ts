@@ -59,7 +59,9 @@ export async function writeReport(quickRun: boolean): Promise<string> {
   const storm = load('attach-storm');
   const memory = load('memory');
   const connect = load('connect-storm');
-  const all = [limits, relay, slow, flood, connect, storm, memory].filter((r): r is Recorded => r !== undefined);
+  const pool = load('pool');
+  const chaos = load('chaos');
+  const all = [limits, relay, slow, flood, connect, storm, memory, pool, chaos].filter((r): r is Recorded => r !== undefined);
   const machine: Recorded['machine'] = (relay ?? all[0])?.machine ?? {};
   const quick = all.some((r) => r.quick);
   const commits = [...new Set(all.map((r) => String(r.machine.commit ?? '?')))];
@@ -136,6 +138,17 @@ export async function writeReport(quickRun: boolean): Promise<string> {
     '', 'EAGAIN on a Unix-socket connect means the listen backlog was full (Node\'s default backlog is 511; a Unix connect is not retried by the kernel the way a TCP SYN is). The time is to the last session that did open.', '',
   ] : []);
   section('Memory per idle session', memory, memResult ? ['| sessions | hub B/session | plain ws B/session | ratio |', '|---|---|---|---|', ...memResult.ratios.map((r) => `| ${fmt(r.sessions)} | ${fmt(r.hubBytes)} | ${fmt(r.wsBytes)} | ${x(r.ratio)} |`), ''] : []);
+  const poolR = pool?.result as { boundMs: number; storm: { subscribedMs: number; answeredMs: number; limitCloses: number; subscribedTwice: number; runs: Array<{ connections: number; subscribeFrames: number; maxFramesInWindow: number }> }; direct: { workersClosed: number; limitCloses: number; topicsSubscribed: number }; failover: { medianMs: number; runs: unknown[] } } | undefined;
+  section('Pools: a 1,000-topic storm under exchange limits, and a failover', pool, poolR ? [
+    'The exchange allows 200 topics and 5 frames a second per connection and closes 1008 past either; 5 workers send one SUBSCRIBE per topic (1,000 distinct, 1,500 frames). The hub runs with `maxTopicsPerConnection: 200`, `controlRate: {messages: 4, perMs: 1000}`.', '',
+    '| | through the hub (median) | the same workers directly |', '|---|---|---|',
+    `| all topics subscribed | ${fmt(poolR.storm.subscribedMs, 1)} ms (×${fmt(poolR.storm.subscribedMs / poolR.boundMs, 2)} of the one-connection bound ${fmt(poolR.boundMs)} ms) | ${fmt(poolR.direct.topicsSubscribed)} of 1,000 |`,
+    `| every worker frame answered | ${fmt(poolR.storm.answeredMs, 1)} ms | — |`,
+    `| connections / SUBSCRIBE frames / most frames in one window | ${poolR.storm.runs.map((r) => `${r.connections} / ${r.subscribeFrames} / ${r.maxFramesInWindow}`).join('; ')} | ${poolR.direct.workersClosed} of 5 workers closed |`,
+    `| limit closes | ${poolR.storm.limitCloses} | ${poolR.direct.limitCloses} |`,
+    '', `Failover: three endpoints on one clock feed, the preferred SIGKILLed; the next endpoint's first message reached the worker after ${fmt(poolR.failover.medianMs, 1)} ms (median of ${poolR.failover.runs.length}, default backoff and \`failoverAfter\`).`, '',
+  ] : []);
+  section('Chaos: upstream and worker SIGKILLs, every message accounted for', chaos);
   section('Connect storm (upstream side)', connect);
   const text = lines.join('\n') + '\n';
   mkdirSync(outDir, { recursive: true });

@@ -29,13 +29,14 @@ import chaos from './chaos.js';
 import flood from './flood.js';
 import limits from './limits.js';
 import memory from './memory.js';
+import pool from './pool.js';
 import relay from './relay.js';
 import { writeReport } from './report.js';
 import slowConsumer from './slow-consumer.js';
 import type { BenchOptions, BenchResult, BenchScenario } from './scenario.js';
 
 /** Every scenario, in the order `npm run bench` runs them. */
-export const SCENARIOS: readonly BenchScenario[] = [limits, relay, slowConsumer, flood, connectStorm, attachStorm, memory, chaos];
+export const SCENARIOS: readonly BenchScenario[] = [limits, relay, slowConsumer, flood, connectStorm, attachStorm, memory, pool, chaos];
 
 /** Upper bound on one scenario in quick mode; the whole quick suite must stay < 2 min. */
 export const QUICK_SCENARIO_BUDGET_MS = 90_000;
