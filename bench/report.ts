@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import * as vega from 'vega';
 import * as vegaLite from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
+import { clusterSection, type ClusterResult } from './report-cluster.js';
 import { floodSection, fmt, latencyChart, met, relayChart, relaySection, slowSection, targetRows, x, type FloodResult, type RelayResult, type SlowResult } from './report-relay.js';
 
 const BENCH_DIR = fileURLToPath(new URL('../../bench/', import.meta.url));
@@ -59,7 +60,8 @@ export async function writeReport(quickRun: boolean): Promise<string> {
   const storm = load('attach-storm');
   const memory = load('memory');
   const connect = load('connect-storm');
-  const all = [limits, relay, slow, flood, connect, storm, memory].filter((r): r is Recorded => r !== undefined);
+  const cluster = load('cluster');
+  const all = [limits, relay, slow, flood, connect, storm, memory, cluster].filter((r): r is Recorded => r !== undefined);
   const machine: Recorded['machine'] = (relay ?? all[0])?.machine ?? {};
   const quick = all.some((r) => r.quick);
   const commits = [...new Set(all.map((r) => String(r.machine.commit ?? '?')))];
@@ -136,6 +138,8 @@ export async function writeReport(quickRun: boolean): Promise<string> {
     '', 'EAGAIN on a Unix-socket connect means the listen backlog was full (Node\'s default backlog is 511; a Unix connect is not retried by the kernel the way a TCP SYN is). The time is to the last session that did open.', '',
   ] : []);
   section('Memory per idle session', memory, memResult ? ['| sessions | hub B/session | plain ws B/session | ratio |', '|---|---|---|---|', ...memResult.ratios.map((r) => `| ${fmt(r.sessions)} | ${fmt(r.hubBytes)} | ${fmt(r.wsBytes)} | ${x(r.ratio)} |`), ''] : []);
+  if (cluster?.result) lines.push(...clusterSection(cluster.result as unknown as ClusterResult));
+  else section('Cluster: hubs sharing one upstream through NATS', cluster);
   section('Connect storm (upstream side)', connect);
   const text = lines.join('\n') + '\n';
   mkdirSync(outDir, { recursive: true });
