@@ -23,7 +23,7 @@
  * worker; the hub's added latency is read against the byte pipe.
  */
 import { RelayLab, type System, type SystemName } from './lib/relay-lab.js';
-import { latency, throughput, type LatencyRun, type ThroughputRun } from './lib/runs.js';
+import { combine, latency, throughput, type LatencyRun, type ThroughputRun } from './lib/runs.js';
 import type { PaceMode } from './fixtures/pacer.js';
 import { round, type BenchResult, type BenchScenario } from './scenario.js';
 
@@ -68,22 +68,6 @@ export function findRun(runs: readonly ThroughputRun[], mode: PaceMode, system: 
 
 function ratio(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined || b === undefined || b === 0 ? undefined : round(a / b, 2);
-}
-
-/** The median repetition's rates; the losses of every repetition added up (a loss in any of them counts). */
-function combine(list: ThroughputRun[]): ThroughputRun {
-  const sorted = [...list].sort((a, b) => a.deliveredPerSec - b.deliveredPerSec);
-  const med = sorted[Math.floor(sorted.length / 2)]!;
-  const sum = (f: (t: ThroughputRun) => number | undefined): number => list.reduce((a, t) => a + (f(t) ?? 0), 0);
-  return {
-    ...med,
-    lost: sum((t) => t.lost),
-    lostWorkers: Math.max(...list.map((t) => t.lostWorkers)),
-    gaps: sum((t) => t.gaps),
-    outOfOrder: sum((t) => t.outOfOrder),
-    ...(med.hubDropped !== undefined ? { hubDropped: sum((t) => t.hubDropped) } : {}),
-    ...(list.length > 1 ? { repetitions: list.map((t) => t.deliveredPerSec), lostByRepetition: list.map((t) => t.lost) } : {}),
-  };
 }
 
 const scenario: BenchScenario = {

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import * as vega from 'vega';
 import * as vegaLite from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
+import { clusterSection, type ClusterResult } from './report-cluster.js';
 import { floodSection, fmt, latencyChart, met, relayChart, relaySection, slowSection, targetRows, x, type FloodResult, type RelayResult, type SlowResult } from './report-relay.js';
 
 const BENCH_DIR = fileURLToPath(new URL('../../bench/', import.meta.url));
@@ -61,7 +62,8 @@ export async function writeReport(quickRun: boolean): Promise<string> {
   const connect = load('connect-storm');
   const pool = load('pool');
   const chaos = load('chaos');
-  const all = [limits, relay, slow, flood, connect, storm, memory, pool, chaos].filter((r): r is Recorded => r !== undefined);
+  const cluster = load('cluster');
+  const all = [limits, relay, slow, flood, connect, storm, memory, pool, cluster, chaos].filter((r): r is Recorded => r !== undefined);
   const machine: Recorded['machine'] = (relay ?? all[0])?.machine ?? {};
   const quick = all.some((r) => r.quick);
   const commits = [...new Set(all.map((r) => String(r.machine.commit ?? '?')))];
@@ -148,6 +150,8 @@ export async function writeReport(quickRun: boolean): Promise<string> {
     `| limit closes | ${poolR.storm.limitCloses} | ${poolR.direct.limitCloses} |`,
     '', `Failover: three endpoints on one clock feed, the preferred SIGKILLed; the next endpoint's first message reached the worker after ${fmt(poolR.failover.medianMs, 1)} ms (median of ${poolR.failover.runs.length}, default backoff and \`failoverAfter\`).`, '',
   ] : []);
+  if (cluster?.result) lines.push(...clusterSection(cluster.result as unknown as ClusterResult));
+  else section('Cluster: hubs sharing one upstream through NATS', cluster);
   section('Chaos: upstream and worker SIGKILLs, every message accounted for', chaos);
   section('Connect storm (upstream side)', connect);
   const text = lines.join('\n') + '\n';

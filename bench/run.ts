@@ -26,6 +26,7 @@ import connectStorm from './connect-storm.js';
 import { killEverything } from './lib/procs.js';
 import attachStorm from './attach-storm.js';
 import chaos from './chaos.js';
+import cluster from './cluster.js';
 import flood from './flood.js';
 import limits from './limits.js';
 import memory from './memory.js';
@@ -36,7 +37,7 @@ import slowConsumer from './slow-consumer.js';
 import type { BenchOptions, BenchResult, BenchScenario } from './scenario.js';
 
 /** Every scenario, in the order `npm run bench` runs them. */
-export const SCENARIOS: readonly BenchScenario[] = [limits, relay, slowConsumer, flood, connectStorm, attachStorm, memory, pool, chaos];
+export const SCENARIOS: readonly BenchScenario[] = [limits, relay, slowConsumer, flood, connectStorm, attachStorm, memory, pool, cluster, chaos];
 
 /** Upper bound on one scenario in quick mode; the whole quick suite must stay < 2 min. */
 export const QUICK_SCENARIO_BUDGET_MS = 90_000;

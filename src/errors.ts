@@ -107,8 +107,9 @@ export const ERROR_CATALOG = {
   ERR_CLUSTER_NO_HOLDER: { summary: 'A forwarded send or request found no hub holding the upstream (NATS reported no responders).' },
   ERR_CLUSTER_REQUEST_TIMEOUT: { summary: 'The hub holding the upstream did not answer a forwarded send or request within its timeout.' },
 
-  // ── command line (wshub status, tail) ───────────────────────────────────
+  // ── command line (wshub status, tail, demo) ─────────────────────────────
   ERR_HUB_UNREACHABLE: { summary: 'The hub\'s HTTP address or worker socket did not answer (not running, wrong address, no permission).' },
+  ERR_NATS_SERVER_MISSING: { summary: '`wshub demo --cluster` needs a local nats-server and found none on PATH or in $NATS_SERVER (install it: apt-get install nats-server).' },
 } as const satisfies Record<string, { summary: string; closeCode?: number }>;
 
 /** A stable wshub error code. */

@@ -10,25 +10,26 @@
  * Runs themselves (throughput, latency, the loss ledger) are in runs.ts.
  * Everything listens on 127.0.0.1 or a Unix socket in a temp dir.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { findNatsServer, INSTALL_NATS_SERVER } from '../../src/cli/nats-server.js';
 import { sleep, type Fixture, ProcessGroup } from './procs.js';
 
 export type SystemName = 'hub' | 'ceiling' | 'pipe' | 'ws' | 'socket.io' | 'nats';
 
-export const NATS_SERVER = '/usr/sbin/nats-server';
-
-/** How to reach one system under test. */
-export interface System {
-  name: SystemName;
+/** How to reach one system under test (`N`: the names a scenario uses; the relay's by default). */
+export interface System<N extends string = SystemName> {
+  name: N;
   /** The process doing the fan-out (or the relaying), whose CPU and RSS are reported. */
   fanoutPid: number;
+  /** More processes doing the fan-out with it (cluster: the other hubs and nats-server): their CPU is added to its. */
+  moreFanoutPids?: number[];
   /** The process producing and pacing messages. */
   source: Fixture;
-  /** ws source only: which of its clients (by path) to send to. */
-  target?: 'hub' | 'direct' | 'pipe';
+  /** ws source only: which of its clients (by path: `/hub`, `/direct`, `/pipe`, …) to send to. */
+  target?: string;
   connect: { kind: 'ws' | 'sio' | 'nats'; url: string };
   /** Before a run the source must see this many clients (of `target`) for `n` workers. */
   sourceClients?: (n: number) => number;
@@ -48,8 +49,8 @@ export interface HubCounters {
   rss: number;
 }
 
-/** A free TCP port on 127.0.0.1 (for nats-server, which cannot report one it picked). */
-async function freePort(): Promise<number> {
+/** A free TCP port on 127.0.0.1, for a process that cannot report the one it picked (nats-server here; the cluster bench's hub daemons). */
+export async function freePort(): Promise<number> {
   const srv = createServer();
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
   const port = (srv.address() as { port: number }).port;
@@ -126,12 +127,13 @@ export class RelayLab {
     return { name: 'socket.io', fanoutPid: this.#sio.source.pid, source: this.#sio.source, connect: { kind: 'sio', url: `http://127.0.0.1:${this.#sio.port}` } };
   }
 
-  /** Debian's nats-server on a free loopback port, and a publisher. Fails naming the binary when it is missing. */
+  /** nats-server (PATH or $NATS_SERVER) on a free loopback port, and a publisher. Fails naming what is missing. */
   async natsSystem(): Promise<System> {
     if (!this.#nats) {
-      if (!existsSync(NATS_SERVER)) throw new Error(`${NATS_SERVER} is missing: install Debian's nats-server (apt-get install nats-server) for the NATS baseline`);
+      const binary = findNatsServer();
+      if (!binary) throw new Error(`the NATS baseline needs nats-server and found none on PATH or in $NATS_SERVER: ${INSTALL_NATS_SERVER}`);
       const port = await freePort();
-      const { proc, output } = this.group.spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port)]);
+      const { proc, output } = this.group.spawn(binary, ['-a', '127.0.0.1', '-p', String(port)]);
       const deadline = Date.now() + 10_000;
       while (!/Server is ready/.test(output())) {
         if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`nats-server did not start: ${output()}`);
@@ -171,7 +173,7 @@ export class RelayLab {
   }
 
   /** Connect workers `from`…n-1 to a system and wait until the system sees them all. */
-  async connect(system: System, n: number, from = 0): Promise<void> {
+  async connect(system: System<string>, n: number, from = 0): Promise<void> {
     await Promise.all(this.workers.slice(from, n).map((w) => w.call('connect', { name: system.name, ...system.connect })));
     if (system.sourceClients) {
       // The hub's session (or each direct client) must be registered before the first message.

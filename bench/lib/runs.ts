@@ -18,6 +18,10 @@ export interface RunOptions {
   consumers?: number[];
   /** Workers whose ledger carries on from an earlier run (not reset, not in this run's losses). */
   keep?: number[];
+  /** Also report each counted worker's figures (`workerReceived`, `workerLost`, and its rate or latencies). */
+  perWorker?: boolean;
+  /** Latency runs: percentiles of these groups of workers too (by name, worker indices), e.g. per hub. */
+  latencyGroups?: Record<string, number[]>;
 }
 
 /** What the workers' ledgers say about one run, summed over the workers counted. */
@@ -33,10 +37,13 @@ export interface Losses {
   settleMs: number;
   /** Hub only: drops its stats counted during the run. */
   hubDropped?: number;
+  /** `perWorker`: each counted worker's messages of the run received, and lost, in worker order. */
+  workerReceived?: number[];
+  workerLost?: number[];
 }
 
-export interface ThroughputRun extends Losses {
-  system: SystemName;
+export interface ThroughputRun<N extends string = SystemName> extends Losses {
+  system: N;
   mode: PaceMode;
   workers: number;
   size: number;
@@ -63,14 +70,27 @@ export interface ThroughputRun extends Losses {
   lostByRepetition?: number[];
   /** Workers that received nothing during the measurement (the system stalled). */
   stalledWorkers?: number;
+  /** `perWorker`: each counted worker's messages per second during the measurement. */
+  perWorkerPerSec?: number[];
 }
 
-export interface LatencyRun extends Losses {
-  system: SystemName;
+/** Latency percentiles of a set of samples. */
+export interface LatencyPercentiles {
+  samples: number;
+  p50Us: number | undefined;
+  p99Us: number | undefined;
+  p999Us: number | undefined;
+  maxUs: number | undefined;
+}
+
+export interface LatencyRun<N extends string = SystemName> extends Losses {
+  system: N;
   mode: PaceMode;
   workers: number;
   size: number;
   rate: number;
+  /** Messages the source sent in the run. */
+  sent: number;
   /** Messages per second one worker actually received. */
   achievedRatePerWorker: number;
   /** The system could not carry the rate (a worker got under 95% of it): its latency is that of a saturated system. */
@@ -81,6 +101,8 @@ export interface LatencyRun extends Losses {
   p999Us: number | undefined;
   maxUs: number | undefined;
   skipped: number;
+  /** `latencyGroups`: the same percentiles per group of workers. */
+  groups?: Record<string, LatencyPercentiles>;
 }
 
 interface WorkerLedger {
@@ -102,7 +124,7 @@ interface Begun {
   hub0: HubCounters | undefined;
 }
 
-async function begin(lab: RelayLab, system: System, n: number, size: number, opts: RunOptions, rate?: number): Promise<Begun> {
+async function begin(lab: RelayLab, system: System<string>, n: number, size: number, opts: RunOptions, rate?: number): Promise<Begun> {
   const all = [...Array(n).keys()];
   const consumers = opts.consumers ?? all;
   const keep = new Set(opts.keep ?? []);
@@ -117,7 +139,7 @@ async function begin(lab: RelayLab, system: System, n: number, size: number, opt
 }
 
 /** After the source stopped: wait until every counted worker has the last message or nothing moves for a second; then the ledger. */
-async function settle(lab: RelayLab, system: System, b: Begun, stop: StopResult): Promise<Losses> {
+async function settle(lab: RelayLab, system: System<string>, b: Begun, stop: StopResult, perWorker = false): Promise<Losses> {
   const started = performance.now();
   let ledgers: WorkerLedger[] = [];
   let lastTotal = -1;
@@ -135,6 +157,7 @@ async function settle(lab: RelayLab, system: System, b: Begun, stop: StopResult)
   const lost = ledgers.map((l) => Math.max(0, stop.sent - l.received));
   const hub1 = system.hub ? await lab.hubCounters() : undefined;
   return {
+    ...(perWorker ? { workerReceived: ledgers.map((l) => l.received), workerLost: lost } : {}),
     lost: lost.reduce((a, b) => a + b, 0),
     lostWorkers: lost.filter((v) => v > 0).length,
     gaps: ledgers.reduce((a, l) => a + l.gaps, 0),
@@ -149,7 +172,7 @@ async function counts(workers: Fixture[]): Promise<Array<{ messages: number; rea
 }
 
 /** As fast as the mode allows, measured after `warmMs` for `measureMs`, then the ledger. */
-export async function throughput(lab: RelayLab, system: System, n: number, size: number, warmMs: number, measureMs: number, opts: RunOptions): Promise<ThroughputRun> {
+export async function throughput<N extends string>(lab: RelayLab, system: System<N>, n: number, size: number, warmMs: number, measureMs: number, opts: RunOptions): Promise<ThroughputRun<N>> {
   const b = await begin(lab, system, n, size, opts);
   const { workers, counted } = b;
   let stop: StopResult | undefined;
@@ -157,13 +180,14 @@ export async function throughput(lab: RelayLab, system: System, n: number, size:
     await sleep(warmMs);
     const c0 = await counts(workers);
     const t0 = performance.now();
-    const f0 = cpuSeconds(system.fanoutPid);
+    const fanoutCpu = (): number => [system.fanoutPid, ...(system.moreFanoutPids ?? [])].reduce((a, pid) => a + cpuSeconds(pid), 0);
+    const f0 = fanoutCpu();
     const s0 = cpuSeconds(system.source.pid);
     const w0 = workers.reduce((a, w) => a + cpuSeconds(w.pid), 0);
     await sleep(measureMs);
     const c1 = await counts(workers);
     const t1 = performance.now();
-    const f1 = cpuSeconds(system.fanoutPid);
+    const f1 = fanoutCpu();
     const s1 = cpuSeconds(system.source.pid);
     const w1 = workers.reduce((a, w) => a + cpuSeconds(w.pid), 0);
     const rss = rssBytes(system.fanoutPid);
@@ -182,12 +206,13 @@ export async function throughput(lab: RelayLab, system: System, n: number, size:
     const delivered = per.reduce((a, v) => a + v, 0);
     const consumerTotal = rates.reduce((a, v) => a + v, 0);
     const millions = delivered / 1e6;
-    const losses = await settle(lab, system, b, stop);
+    const losses = await settle(lab, system, b, stop, opts.perWorker);
     return {
       system: system.name,
       mode: opts.mode,
       workers: n,
       size,
+      ...(opts.perWorker ? { perWorkerPerSec: rates.map((r) => Math.round(r / seconds)) } : {}),
       deliveredPerSec: Math.round(delivered / seconds),
       consumersDeliveredPerSec: Math.round(consumerTotal / seconds),
       evenness: consumerTotal > 0 ? round((Math.min(...rates) * rates.length) / consumerTotal, 3) : undefined,
@@ -207,8 +232,24 @@ export async function throughput(lab: RelayLab, system: System, n: number, size:
   }
 }
 
+/** The median repetition's rates; the losses of every repetition added up (a loss in any of them counts). */
+export function combine<N extends string>(list: ThroughputRun<N>[]): ThroughputRun<N> {
+  const sorted = [...list].sort((a, b) => a.deliveredPerSec - b.deliveredPerSec);
+  const med = sorted[Math.floor(sorted.length / 2)]!;
+  const sum = (f: (t: ThroughputRun<N>) => number | undefined): number => list.reduce((a, t) => a + (f(t) ?? 0), 0);
+  return {
+    ...med,
+    lost: sum((t) => t.lost),
+    lostWorkers: Math.max(...list.map((t) => t.lostWorkers)),
+    gaps: sum((t) => t.gaps),
+    outOfOrder: sum((t) => t.outOfOrder),
+    ...(med.hubDropped !== undefined ? { hubDropped: sum((t) => t.hubDropped) } : {}),
+    ...(list.length > 1 ? { repetitions: list.map((t) => t.deliveredPerSec), lostByRepetition: list.map((t) => t.lost) } : {}),
+  };
+}
+
 /** A fixed rate: every message's latency from source to worker over `measureMs` after `warmMs`, then the ledger. */
-export async function latency(lab: RelayLab, system: System, n: number, size: number, rate: number, warmMs: number, measureMs: number, opts: RunOptions): Promise<LatencyRun> {
+export async function latency<N extends string>(lab: RelayLab, system: System<N>, n: number, size: number, rate: number, warmMs: number, measureMs: number, opts: RunOptions): Promise<LatencyRun<N>> {
   const b = await begin(lab, system, n, size, opts, rate);
   let stop: StopResult | undefined;
   try {
@@ -227,27 +268,37 @@ export async function latency(lab: RelayLab, system: System, n: number, size: nu
     }
     all.sort((a, c) => a - c);
     const perWorker = recorded / b.counted.length / seconds;
-    const losses = await settle(lab, system, b, stop);
+    const groups: Record<string, LatencyPercentiles> = {};
+    for (const [name, members] of Object.entries(opts.latencyGroups ?? {})) {
+      const list = members.flatMap((w) => {
+        const k = b.counted.indexOf(w);
+        return k < 0 ? [] : reports[k]!.latencyMicros;
+      });
+      groups[name] = percentiles(list.sort((a, c) => a - c));
+    }
+    const losses = await settle(lab, system, b, stop, opts.perWorker);
     return {
       system: system.name,
       mode: opts.mode,
       workers: n,
       size,
       rate,
+      sent: stop.sent,
       achievedRatePerWorker: Math.round(perWorker),
       overloaded: perWorker < 0.95 * rate,
-      samples: all.length,
-      p50Us: sortedPercentile(all, 50),
-      p99Us: sortedPercentile(all, 99),
-      p999Us: sortedPercentile(all, 99.9),
-      maxUs: all[all.length - 1],
+      ...percentiles(all),
       skipped: stop.skipped,
+      ...(opts.latencyGroups ? { groups } : {}),
       ...losses,
     };
   } finally {
     if (!stop) await system.source.call('stop').catch(() => undefined);
     await sleep(100);
   }
+}
+
+function percentiles(sorted: readonly number[]): LatencyPercentiles {
+  return { samples: sorted.length, p50Us: sortedPercentile(sorted, 50), p99Us: sortedPercentile(sorted, 99), p999Us: sortedPercentile(sorted, 99.9), maxUs: sorted[sorted.length - 1] };
 }
 
 /** Percentile of an already sorted array (nearest rank). */

@@ -21,10 +21,12 @@ export interface DemoFlags {
   http?: string;
   workers?: number;
   logLevel?: string;
+  /** `--cluster`: two hubs sharing the feed through a local nats-server (demo-cluster.ts). */
+  cluster?: boolean;
 }
 
 /** `port` if it is free on `host`, else 0 (any free port). */
-async function freePortOr0(host: string, port: number): Promise<number> {
+export async function freePortOr0(host: string, port: number): Promise<number> {
   return new Promise((resolve) => {
     const probe = createServer();
     probe.once('error', () => resolve(0));
@@ -33,7 +35,7 @@ async function freePortOr0(host: string, port: number): Promise<number> {
 }
 
 /** The example workers the demo can start: two transparent, one HubClient. */
-const PLAN_COUNT = 3;
+export const PLAN_COUNT = 3;
 
 /** Programs on PATH, from the ones the demo could suggest. */
 export function onPath(names: readonly string[], path = process.env.PATH ?? ''): string[] {
@@ -49,7 +51,7 @@ export function onPath(names: readonly string[], path = process.env.PATH ?? ''):
 }
 
 /** How to run this package's own bin from the current directory: never `npx wshub`, which may look the name up in the registry. */
-function binCommand(): string {
+export function binCommand(): string {
   const bin = fileURLToPath(new URL('../../../bin/wshub.js', import.meta.url));
   const rel = relative(process.cwd(), bin);
   return `node ${rel.startsWith('..') || isAbsolute(rel) ? bin : rel}`;

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { check } from './check.js';
 import { demo } from './demo.js';
+import { demoCluster } from './demo-cluster.js';
 import { CliFailure, EXIT_USAGE, errorLine, exitCodeOf } from './report.js';
 import { serve, type ServeFlags } from './serve.js';
 import { fetchStatus, formatStatus } from './status.js';
@@ -59,12 +60,13 @@ export function buildProgram(): Command {
   program
     .command('demo')
     .description('the hub in front of an embedded demo feed, with example workers')
-    .option('-l, --listen <path>', 'Unix socket for workers')
-    .option('-t, --tcp <host:port>', 'TCP listener (default 127.0.0.1:7070, or any free port)')
-    .option('--http <host:port>', 'status (default 127.0.0.1:7071, or any free port)')
+    .option('-l, --listen <path>', 'Unix socket for workers (not with --cluster: each hub\'s is in the demo\'s temp dir)')
+    .option('-t, --tcp <host:port>', 'TCP listener (default 127.0.0.1:7070, or any free port; --cluster: hub-a\'s, hub-b takes any free port)')
+    .option('--http <host:port>', 'status (default 127.0.0.1:7071, or any free port; --cluster: as --tcp)')
     .option('--workers <n>', 'example workers to start (0-3)', positiveInt)
     .option('--log-level <level>', 'hub log level', 'warn')
-    .action(async (opts: Parameters<typeof demo>[0]) => demo(opts));
+    .option('--cluster', 'two hubs sharing the feed through a local nats-server (needs nats-server on PATH or $NATS_SERVER)')
+    .action(async (opts: Parameters<typeof demo>[0]) => (opts.cluster ? demoCluster(opts) : demo(opts)));
 
   program
     .command('status')
