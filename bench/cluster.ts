@@ -156,6 +156,11 @@ function summarize(
   const lease = finalStatus.cluster.map((s) => ({ hub: s.cluster?.hubName, role: s.cluster?.upstreams[0]?.role, holder: s.cluster?.upstreams[0]?.holder?.hub, epoch: s.cluster?.upstreams[0]?.holder?.epoch, lease: s.cluster?.upstreams[0]?.lease }));
   for (const arm of ARMS) {
     log(`${arm} ledger: workers lost ${accounts[arm].workersLost}, counted ${accounts[arm].countedLost} ${JSON.stringify(accounts[arm].droppedByReason)}`);
+    for (const [h, s] of finalStatus[arm].entries()) {
+      const pacing = s.upstreams[0]?.pacing;
+      const bus = s.cluster?.upstreams[0]?.bus;
+      log(`  ${accounts[arm].hubs[h]?.hub ?? h} pacing: ${pacing?.pauses ?? '?'} pauses, ${pacing?.pausedMs ?? '?'} ms paused, ${pacing?.slowSessions ?? '?'} found slow${bus ? `; pace signals sent ${bus.paceSent ?? 0}, received ${bus.paceReceived ?? 0}` : ''}`);
+    }
     for (const a of accounts[arm].hubs) log(`  ${a.hub} (${a.role}): in ${a.hubIn}${a.published === undefined ? '' : `, published ${a.published}`}${a.fromNats ? `, from NATS ${a.fromNats.received}` : ''}; offered ${a.offered}, handed ${a.handed}, queued ${a.queued}, dropped ${JSON.stringify(a.dropped)}; workers got ${a.workersGot}, lost ${a.workersLost}, unaccounted ${a.unaccounted}`);
   }
   for (const p of problems) log(`UNACCOUNTED: ${p}`);

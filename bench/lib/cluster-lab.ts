@@ -46,6 +46,8 @@ export interface HubStatus {
     name: string;
     client: { state: string };
     ledger: { in: { received: number; routed: number; consumed: number; unrouted: Record<string, number>; deliveries: number } };
+    /** Reading paused for behind sessions (and, at the holder, behind hubs); sessions found slow. */
+    pacing?: { pauses: number; pausedMs: number; slowSessions: number };
   }>;
   connections: Array<{ id: string; offered: number; messagesOut: number; queuedMessages: number; dropped: Record<string, number> }>;
   dropped: Record<string, number>;
@@ -56,7 +58,7 @@ export interface HubStatus {
       role: string;
       holder?: { hub: string; epoch: number };
       lease: { acquisitions?: number; fences?: number } & Record<string, unknown>;
-      bus: { published: number; publishRefusedNotHolder: number; publishRefusedTooLarge: number; received: number; unicastReceived: number; droppedStaleEpoch: number; droppedMalformed: number };
+      bus: { paceSent?: number; paceReceived?: number; published: number; publishRefusedNotHolder: number; publishRefusedTooLarge: number; received: number; unicastReceived: number; droppedStaleEpoch: number; droppedMalformed: number };
     }>;
   };
 }

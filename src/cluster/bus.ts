@@ -86,6 +86,9 @@ export interface BusStats {
   unicastReceived: number;
   droppedStaleEpoch: number;
   droppedMalformed: number;
+  /** Pace signals sent (a follower's workers fell behind or caught up) and received (holder). */
+  paceSent: number;
+  paceReceived: number;
   /** The newest epoch seen. */
   epoch: number;
 }
@@ -98,6 +101,14 @@ export interface BusEvents {
   unicast: [BusUnicast];
   /** After `listen()`: the holder's upstream state. */
   state: [HolderStatus & { epoch: number }];
+  /** After `listenPace(true)` (holder side): a hub's workers fell behind or caught up. */
+  pace: [BusPace];
+}
+
+/** A hub's pace: whether its workers are behind the holder's stream. */
+export interface BusPace {
+  hub: string;
+  behind: boolean;
 }
 
 export interface ClusterBusOptions {
@@ -114,7 +125,8 @@ export class ClusterBus extends EventEmitter<BusEvents> {
   readonly #guard: HolderGuard | undefined;
   readonly #subs = new Map<string, Subscription>();
   readonly #listening: Subscription[] = [];
-  readonly #stats: BusStats = { published: 0, publishRefusedNotHolder: 0, publishRefusedTooLarge: 0, received: 0, unicast: 0, unicastReceived: 0, droppedStaleEpoch: 0, droppedMalformed: 0, epoch: 0 };
+  #paceSub: Subscription | undefined;
+  readonly #stats: BusStats = { published: 0, publishRefusedNotHolder: 0, publishRefusedTooLarge: 0, received: 0, unicast: 0, unicastReceived: 0, droppedStaleEpoch: 0, droppedMalformed: 0, paceSent: 0, paceReceived: 0, epoch: 0 };
   #pubEpoch = 0;
   #pubSeq = 0;
   #closed = false;
@@ -175,6 +187,42 @@ export class ClusterBus extends EventEmitter<BusEvents> {
       this.#conn.nc.subscribe(this.names.hubSubject(hubId), { callback: (err, msg) => { if (!err) this.#receiveUnicast(msg); } }),
       this.#conn.nc.subscribe(this.names.stateSubject, { callback: (err, msg) => { if (!err) this.#receiveState(msg); } }),
     );
+  }
+
+  /**
+   * Tell the holder this hub's workers are behind (`true`) or caught up.
+   * Core NATS, at most once: a lost `true` costs drops the hub counts, a lost
+   * `false` holds the holder back for its `slowAfterMs` at most.
+   */
+  pace(hubId: string, behind: boolean): void {
+    if (this.#closed || this.#conn.nc.isClosed()) return;
+    this.#stats.paceSent++;
+    try {
+      this.#conn.nc.publish(this.names.paceSubject, JSON.stringify({ hub: hubId, behind }));
+    } catch {
+      // Closed or draining: the holder's slowAfterMs bounds what the lost signal costs.
+    }
+  }
+
+  /** Holder side: receive the other hubs' pace (`pace` events) while `on`. */
+  listenPace(on: boolean): void {
+    if (!on || this.#closed) {
+      this.#paceSub?.unsubscribe();
+      this.#paceSub = undefined;
+      return;
+    }
+    this.#paceSub ??= this.#conn.nc.subscribe(this.names.paceSubject, { callback: (err, msg) => { if (!err) this.#receivePace(msg); } });
+  }
+
+  #receivePace(msg: Msg): void {
+    try {
+      const v = JSON.parse(new TextDecoder().decode(msg.data)) as Partial<BusPace>;
+      if (typeof v.hub !== 'string' || typeof v.behind !== 'boolean') throw new TypeError('no hub or behind');
+      this.#stats.paceReceived++;
+      this.emit('pace', { hub: v.hub, behind: v.behind });
+    } catch {
+      this.#stats.droppedMalformed++;
+    }
   }
 
   #holderEpoch(): number | Extract<PublishResult, { ok: false }> {
@@ -245,6 +293,7 @@ export class ClusterBus extends EventEmitter<BusEvents> {
   close(): void {
     this.#closed = true;
     for (const sub of [...this.#subs.values(), ...this.#listening]) sub.unsubscribe();
+    this.listenPace(false);
     this.#subs.clear();
     this.#listening.length = 0;
   }

@@ -129,6 +129,11 @@ export class UpstreamNames {
     return `${this.prefix}.state`;
   }
 
+  /** The subject a hub tells the holder on whether its workers are behind (the holder then reads the upstream slower). */
+  get paceSubject(): string {
+    return `${this.prefix}.pace`;
+  }
+
   /** The subject the holder answers forwarded frames on. */
   get requestSubject(): string {
     return `${this.prefix}.req`;

@@ -34,6 +34,7 @@ import type { SendResult, UpstreamStats } from '../upstream/types.js';
 import { frame as makeFrame } from './frame.js';
 import type { Route, RouteLink, SendTag } from './route.js';
 import { Session, type SessionOutlet } from './session.js';
+import type { PacedSink, ReadPacer } from './pacer.js';
 import type { PausableReader } from './upstream.js';
 
 type Sends = NonNullable<UpstreamStats['sends']>;
@@ -320,5 +321,55 @@ export class RemoteSession extends Session implements PausableReader {
   release(reason: string): void {
     (this.outlet as RemoteOutlet).closed = true;
     for (const replier of this.#held.splice(0)) replier.fail('ERR_UPSTREAM_UNAVAILABLE', reason);
+  }
+}
+
+/**
+ * Holder side: the other hubs' pace. A following hub whose workers fall
+ * behind the stream says so (bus `pace`), and the holder holds its upstream's
+ * reading for it exactly as for one of its own sessions, so TCP backpressure
+ * reaches the upstream for workers on every hub. Like a local session, a hub
+ * still behind after `slowAfterMs` is slow: it stops pacing, and its own
+ * sessions' slow-consumer policies deal with the rest (drops there, counted
+ * there) until it says it caught up.
+ */
+export class RemotePacing {
+  readonly #pacer: ReadPacer;
+  readonly #hubs = new Map<string, PacedSink & { slow: boolean }>();
+
+  constructor(pacer: ReadPacer) {
+    this.#pacer = pacer;
+  }
+
+  /** Hubs holding the upstream's reading now. */
+  get holding(): number {
+    let n = 0;
+    for (const sink of this.#hubs.values()) if (!sink.slow) n++;
+    return n;
+  }
+
+  pace(hubId: string, behind: boolean): void {
+    let sink = this.#hubs.get(hubId);
+    if (!sink) {
+      const created: PacedSink & { slow: boolean } = { slow: false, markSlow: () => { created.slow = true; } };
+      this.#hubs.set(hubId, (sink = created));
+    }
+    if (!behind) {
+      sink.slow = false;
+      this.#pacer.release(sink);
+      this.#hubs.delete(hubId);
+    } else if (!sink.slow) this.#pacer.hold(sink);
+  }
+
+  /** The hub left (or this hub stopped holding): it holds nothing any more. */
+  forget(hubId: string): void {
+    const sink = this.#hubs.get(hubId);
+    if (!sink) return;
+    this.#hubs.delete(hubId);
+    this.#pacer.release(sink);
+  }
+
+  clear(): void {
+    for (const hubId of [...this.#hubs.keys()]) this.forget(hubId);
   }
 }

@@ -38,7 +38,7 @@ import {
 import { WshubError } from '../errors.js';
 import type { Logger } from '../observe/log.js';
 import type { UpstreamState } from '../upstream/types.js';
-import { ForwardLink, RemoteSession } from './cluster-remote.js';
+import { ForwardLink, RemotePacing, RemoteSession } from './cluster-remote.js';
 import type { ClusterConfig } from './config.js';
 import type { HubUpstream, UpstreamRole } from './upstream.js';
 
@@ -67,6 +67,8 @@ export interface UpstreamClusterStats {
   hubs: Array<{ hubId: string; hub: string; topics: number; ageMs: number }>;
   /** Following hubs with a session on this holder. */
   remoteSessions: number;
+  /** Holder: following hubs whose workers are behind and hold the upstream's reading now. */
+  remotePacing: number;
   lease: Lease['stats'];
   bus: ClusterBus['stats'];
   requests: ClusterRequests['stats'];
@@ -98,6 +100,10 @@ export class UpstreamCluster {
   #localTimer: NodeJS.Timeout | undefined;
   #closed = false;
   #bytesIn = 0;
+  /** Holder: following hubs whose workers hold the upstream's reading. */
+  readonly #pacing: RemotePacing;
+  /** Follower: this hub's workers are behind (told the holder). */
+  #behind = false;
   readonly #onStatus = (s: ClusterConnectionStatus): void => this.#natsStatus(s);
 
   constructor(options: UpstreamClusterOptions) {
@@ -122,6 +128,7 @@ export class UpstreamCluster {
       timeoutMs: options.config.forwardTimeoutMs,
       drained: () => up.clusterDrained(),
     });
+    this.#pacing = new RemotePacing(up.pacer);
   }
 
   /** Join: follow until the lease says otherwise, campaign, announce this hub's interest. */
@@ -133,6 +140,10 @@ export class UpstreamCluster {
       topic: (topic, live) => this.#topic(topic, live),
       link,
       streamOpen: (open) => (open ? link.opened() : link.closed()),
+      pace: (behind) => {
+        this.#behind = behind;
+        this.bus.pace(this.#hubId, behind);
+      },
       stats: () => {
         const bus = this.bus.stats;
         return { messagesIn: bus.received + bus.unicastReceived, bytesIn: this.#bytesIn, sends: link.stats() };
@@ -141,6 +152,7 @@ export class UpstreamCluster {
     this.bus.on('message', (m) => this.#fromBus(m));
     this.bus.on('unicast', (u) => this.#fromHolder(u));
     this.bus.on('state', (s) => this.#holderSaid(s));
+    this.bus.on('pace', ({ hub, behind }) => { if (up.role === 'holder' && hub !== this.#hubId) this.#pacing.pace(hub, behind); });
     this.bus.listen(this.#hubId);
     this.#followTopics();
     this.view.on('gone', ({ hubId, reason }) => this.#dropRemote(hubId, reason));
@@ -168,6 +180,7 @@ export class UpstreamCluster {
       holderState: this.#holderStatus?.state,
       hubs: this.#up.role === 'holder' ? this.view.hubs() : [],
       remoteSessions: this.#remotes.size,
+      remotePacing: this.#pacing.holding,
       lease: this.lease.stats,
       bus: this.bus.stats,
       requests: this.requests.stats,
@@ -184,6 +197,7 @@ export class UpstreamCluster {
     this.#conn.off('status', this.#onStatus);
     this.requests.stopServing();
     this.view.close();
+    this.#pacing.clear();
     for (const remote of this.#remotes.values()) remote.release(`hub ${this.#hubName} is leaving the cluster`);
     this.#remotes.clear();
     this.#link.close();
@@ -204,6 +218,7 @@ export class UpstreamCluster {
     this.#up.connectHere(true, `this hub holds the upstream (epoch ${epoch})`);
     this.view.start();
     this.requests.serve((frame, replier) => this.#serve(frame, replier));
+    this.bus.listenPace(true);
     this.#announceState();
     clearInterval(this.#heartbeat);
     this.#heartbeat = setInterval(() => this.#announceState(), this.lease.renewIntervalMs);
@@ -213,6 +228,8 @@ export class UpstreamCluster {
     if (this.#closed) return;
     clearInterval(this.#heartbeat);
     this.requests.stopServing();
+    this.bus.listenPace(false);
+    this.#pacing.clear();
     this.view.close();
     // Detached while the connection is still ours: what only other hubs wanted is unsubscribed (it matters when it stays, NATS away).
     for (const remote of [...this.#remotes.values()]) this.#dropRemote(remote.hubId, 'unsubscribed');
@@ -248,6 +265,7 @@ export class UpstreamCluster {
   }
 
   #dropRemote(hubId: string, reason: string): void {
+    this.#pacing.forget(hubId);
     const remote = this.#remotes.get(hubId);
     if (!remote) return;
     this.#remotes.delete(hubId);
@@ -319,6 +337,8 @@ export class UpstreamCluster {
     this.#following = epoch;
     this.#holderStatus = undefined;
     if (this.#up.role !== 'follower' || first) return;
+    // The new holder has not heard that this hub's workers are behind.
+    if (this.#behind) this.bus.pace(this.#hubId, true);
     this.#up.followerState('reconnecting', `${why} (epoch ${epoch}); waiting for its stream`, { cause: new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.#up.name}: the hub holding it changed`) });
   }
 

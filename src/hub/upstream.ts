@@ -78,6 +78,8 @@ export interface ClusterPlug {
   readonly link: RouteLink;
   /** Follower: the holder's stream opened (before the route replays through the link) or went down. */
   streamOpen(open: boolean): void;
+  /** Follower: this hub's workers fell behind the holder's stream (`true`) or caught up: the holder paces its reading on it. */
+  pace(behind: boolean): void;
   /** Follower: what came from and went to the holder, for the ledger. */
   stats(): { messagesIn: number; bytesIn: number; sends: NonNullable<UpstreamStats['sends']> };
 }
@@ -154,7 +156,8 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     this.#handover = new Handover(config.sequenceField !== undefined);
     this.#logger = options.logger;
     this.#pool = this.#newPool();
-    this.pacer = new ReadPacer({ pause: () => this.#pool.pause(), resume: () => this.#pool.resume() }, options.slowAfterMs);
+    // A follower reads no upstream: its pauses go to the holder, which reads slower for it (cluster-upstream.ts).
+    this.pacer = new ReadPacer({ pause: () => this.#pace(true), resume: () => this.#pace(false) }, options.slowAfterMs);
   }
 
   /** The current pool: its connections while this hub connects the upstream itself. */
@@ -271,6 +274,11 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     this.#pool = this.#newPool();
     unused.destroy();
     this.#pool.start();
+    // Workers behind when the role changed: the new pool reads paused, and the old holder is no longer held back.
+    if (this.pacer.paused) {
+      this.#cluster!.pace(false);
+      this.#pool.pause();
+    }
   }
 
   /** Stop connecting the upstream from this hub: the holder's stream over NATS serves the workers from now on. */
@@ -283,6 +291,7 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
       this.route.down(new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.name}: ${why}`), false, { primary: true });
     }
     this.#emitState('reconnecting', why, { outage: false });
+    if (this.pacer.paused) this.#cluster!.pace(true);
     this.#log.info({ event: 'following' }, why);
     void old.close(1000, why.slice(0, 100)).catch(() => undefined);
   }
@@ -308,6 +317,13 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
   /** Follower: the cluster link accepted more (its in-flight bytes fell under the mark). */
   clusterDrained(): void {
     this.#resumeSenders();
+  }
+
+  /** The pacer paused or resumed: the pool when this hub reads the upstream, else the holder is told. */
+  #pace(behind: boolean): void {
+    if (this.#role === 'follower') this.#cluster!.pace(behind);
+    else if (behind) this.#pool.pause();
+    else this.#pool.resume();
   }
 
   #leaveFollowerOpen(cause: WshubError | undefined, reason: string, final = false): void {
