@@ -121,6 +121,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   readonly #lingering = new Set<ResilientWebSocket>();
   #closed = false;
   #started = false;
+  /** pause() without resume(): the hub's writes are behind; new connections start paused too. */
+  #readPaused = false;
   #epochs = 0;
   #droppedQueued = 0;
   /** Consecutive failovers without an open: every endpoint failing must not become a dial loop. */
@@ -226,11 +228,14 @@ export class Pool extends EventEmitter<PoolEvents> {
     return { messages, bytes };
   }
 
+  /** Stop reading every connection (the hub's writes are behind); connections opened meanwhile start paused. */
   pause(): void {
+    this.#readPaused = true;
     for (const s of this.#all()) s.client.pause();
   }
 
   resume(): void {
+    this.#readPaused = false;
     for (const s of this.#all()) s.client.resume();
   }
 
@@ -286,7 +291,9 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   #newShard(index: number, endpoint: number): Shard {
-    const shard = new Shard(index, this.#newClient(endpoint, index), this.#tokens(), {
+    const client = this.#newClient(endpoint, index);
+    if (this.#readPaused) client.pause();
+    const shard = new Shard(index, client, this.#tokens(), {
       render: (kind, parts) => this.#o.render(kind, parts),
       dropped: (parts) => this.#o.dropped(parts),
       topicsPerFrame: () => Math.min(this.#o.topicsPerFrame(), this.#o.config.maxTopicsPerFrame),
