@@ -22,6 +22,11 @@
  * its first question must already answer "not holder". This assumes the
  * server's clock does not jump forward (NTP slews, it does not step).
  *
+ * Back on NATS after an outage, the holder renews at once rather than at its
+ * next tick: ticks that fell in the outage were skipped, and the next one may
+ * come after the deadline although the connection was back before it (a
+ * short server restart would fence the holder for nothing).
+ *
  * Non-holders campaign: `create` every TTL/3 (minus jitter), and at once when
  * a watch sees the key deleted (a graceful release). Expiry by TTL is
  * invisible to a watch on 2.9, hence the polling: takeover happens within
@@ -31,6 +36,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { WshubError } from '../errors.js';
 import { parseLeaseValue as parseValue, type LeaseEvents, type LeaseHolder, type LeaseLostReason, type LeaseOptions, type LeaseState, type LeaseStats, type LeaseValue } from './lease-types.js';
+import type { ClusterConnectionStatus } from './connect.js';
 import type { KvWatchEntry } from './nats.js';
 import type { ClusterStore, KeyWatch } from './store.js';
 import { UpstreamNames } from './subjects.js';
@@ -72,6 +78,9 @@ export class Lease extends EventEmitter<LeaseEvents> {
   #renewTimer: NodeJS.Timeout | undefined;
   #fenceTimer: NodeJS.Timeout | undefined;
   #campaignTimer: NodeJS.Timeout | undefined;
+  /** NATS came back while a renew was in flight: renew again once it settles. */
+  #renewAgain = false;
+  readonly #onStatus = (s: ClusterConnectionStatus): void => { if (s.type === 'reconnected') this.#reconnected(); };
 
   constructor(options: LeaseOptions) {
     super();
@@ -135,6 +144,8 @@ export class Lease extends EventEmitter<LeaseEvents> {
     if (this.#state !== 'idle') return;
     this.#state = 'campaigning';
     this.#watch ??= this.#store.watch(this.#key, (entry) => this.#onWatch(entry));
+    this.#store.conn.off('status', this.#onStatus);
+    this.#store.conn.on('status', this.#onStatus);
     this.#scheduleCampaign(0);
   }
 
@@ -149,6 +160,7 @@ export class Lease extends EventEmitter<LeaseEvents> {
     if (this.#state === 'closed') return;
     await this.#letGo('closed');
     this.#state = 'closed';
+    this.#store.conn.off('status', this.#onStatus);
     this.#watch?.stop();
   }
 
@@ -253,6 +265,15 @@ export class Lease extends EventEmitter<LeaseEvents> {
     this.emit('acquired', { epoch: revision, at: Date.now(), validUntil: wall(validUntil) });
   }
 
+  /** Back on NATS: renew (or campaign) now; the timer's next tick may be past the deadline. */
+  #reconnected(): void {
+    if (this.#state === 'campaigning') this.#scheduleCampaign(0);
+    else if (this.isHolder) {
+      if (this.#busy) this.#renewAgain = true;
+      else void this.#renew();
+    }
+  }
+
   async #renew(): Promise<void> {
     if (!this.isHolder || this.#busy || !this.#store.conn.connected) return;
     this.#busy = true;
@@ -267,6 +288,10 @@ export class Lease extends EventEmitter<LeaseEvents> {
       else this.#stats.renewFailures++;
     } finally {
       this.#busy = false;
+      if (this.#renewAgain) {
+        this.#renewAgain = false;
+        void this.#renew();
+      }
     }
   }
 

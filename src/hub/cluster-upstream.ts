@@ -211,8 +211,7 @@ export class UpstreamCluster {
     if (this.#closed) return;
     clearTimeout(this.#localTimer);
     this.#log.info({ event: 'acquired', epoch }, `holding upstream ${this.#up.name} (epoch ${epoch})`);
-    // The holder delivers its upstream's messages locally: the bus would only echo them back.
-    for (const topic of this.bus.topics()) this.bus.unsubscribe(topic);
+    this.#dropBusTopics();
     this.#following = epoch;
     this.#holderStatus = undefined;
     this.#up.connectHere(true, `this hub holds the upstream (epoch ${epoch})`);
@@ -222,6 +221,19 @@ export class UpstreamCluster {
     this.#announceState();
     clearInterval(this.#heartbeat);
     this.#heartbeat = setInterval(() => this.#announceState(), this.lease.renewIntervalMs);
+  }
+
+  /**
+   * A hub with its own upstream connection delivers that connection's
+   * messages: the holder's stream would only echo them (and NATS keeps
+   * subscriptions across a reconnect, so they would flow again the moment
+   * NATS is back). Dropped here, subscribed again when the hub follows: a
+   * give-back then takes up the holder's stream from the subscription's
+   * start, rather than from messages already in flight to this hub — some
+   * of which its own connection delivered just before the switch.
+   */
+  #dropBusTopics(): void {
+    for (const topic of this.bus.topics()) this.bus.unsubscribe(topic);
   }
 
   #stopHolding(why: string): void {
@@ -391,7 +403,9 @@ export class UpstreamCluster {
         if (!hold) {
           clearTimeout(this.#localTimer);
           this.#localTimer = setTimeout(() => {
-            if (!this.#conn.connected && this.#up.role === 'follower') this.#up.connectHere(false, `NATS away for ${this.lease.ttlMs} ms: this hub connects the upstream itself (onNatsLoss: local)`);
+            if (this.#conn.connected || this.#up.role !== 'follower') return;
+            this.#dropBusTopics();
+            this.#up.connectHere(false, `NATS away for ${this.lease.ttlMs} ms: this hub connects the upstream itself (onNatsLoss: local)`);
           }, this.lease.ttlMs);
         }
       }

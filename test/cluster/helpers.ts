@@ -37,6 +37,8 @@ export async function freePort(): Promise<number> {
 }
 
 export interface NatsServerOptions {
+  /** The address to listen on. @default '127.0.0.1' */
+  host?: string;
   /** Start without -js (to test the refusal). */
   noJetStream?: boolean;
   /** Extra command-line arguments. */
@@ -44,6 +46,12 @@ export interface NatsServerOptions {
   /** A config file's text (written into the temp dir, passed with -c). */
   config?: string;
 }
+
+/** Servers running; killed synchronously should the test process exit without its cleanup (nothing async runs at 'exit'). */
+const liveServers = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const proc of liveServers) proc.kill('SIGKILL');
+});
 
 /** One nats-server child, killed by `stop()`; `restart()` reuses its port and store. */
 export class NatsServer {
@@ -59,7 +67,7 @@ export class NatsServer {
   }
 
   get url(): string {
-    return `nats://127.0.0.1:${this.port}`;
+    return `nats://${this.#options.host ?? '127.0.0.1'}:${this.port}`;
   }
 
   get pid(): number | undefined {
@@ -69,7 +77,7 @@ export class NatsServer {
   async start(): Promise<this> {
     const binary = natsServerBinary();
     if (this.port === 0) this.port = await freePort();
-    const args = ['-a', '127.0.0.1', '-p', String(this.port), ...(this.#options.args ?? [])];
+    const args = ['-a', this.#options.host ?? '127.0.0.1', '-p', String(this.port), ...(this.#options.args ?? [])];
     if (!this.#options.noJetStream) args.push('-js', '-sd', join(this.dir, 'store'));
     if (this.#options.config !== undefined) {
       const file = join(this.dir, 'server.conf');
@@ -79,11 +87,14 @@ export class NatsServer {
     this.#output = '';
     const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#proc = proc;
+    liveServers.add(proc);
+    proc.once('exit', () => liveServers.delete(proc));
     proc.stdout.setEncoding('utf8').on('data', (chunk: string) => { this.#output += chunk; });
     proc.stderr.setEncoding('utf8').on('data', (chunk: string) => { this.#output += chunk; });
     const deadline = Date.now() + 10_000;
     while (!/Server is ready/.test(this.#output)) {
       if (proc.exitCode !== null || Date.now() > deadline) {
+        proc.kill('SIGKILL');
         throw new Error(`nats-server did not start (exit ${proc.exitCode}): ${this.#output.slice(-2000)}`);
       }
       await delay(20);

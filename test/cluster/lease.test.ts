@@ -160,6 +160,43 @@ describe('Lease against a real nats-server', () => {
     });
   }
 
+  test('a holder renews as soon as NATS is back: a restart that ends after a skipped renew tick but before the deadline keeps the lease', async () => {
+    // TTL 3000, renew every 1000, fence margin 300: a renew sent at S holds until S + 2700. The server goes down at
+    // S + 900 and the client's second attempt comes ~1400 ms later (its first, at once, finds no server): back at
+    // about S + 2350, after the tick at S + 2000 was skipped (no NATS) and before the deadline — the tick at S + 3000
+    // would come too late. Renewing only on the timer fenced the holder here.
+    const ttl = 3000;
+    const conn = await connectCluster({ servers: server.url, reconnectWaitMs: 1400 });
+    const store = await ClusterStore.open(conn, { cluster: nextCluster(), leaseTtlMs: ttl });
+    const lease = new Lease({ store, upstream: 'feed', hubId: 'solo', hubName: 'solo', renewIntervalMs: 1000, fenceMarginMs: 300 });
+    const events: string[] = [];
+    lease.on('fenced', (e) => events.push(`fenced ${JSON.stringify(e)}`));
+    lease.on('lost', (e) => { if (e.reason !== 'closed') events.push(`lost ${JSON.stringify(e)}`); });
+    const renewals: number[] = [];
+    lease.on('renewed', (e) => renewals.push(e.at));
+    let reconnectedAt = 0;
+    conn.on('status', (st) => { if (st.type === 'reconnected') reconnectedAt = Date.now(); });
+    try {
+      lease.start();
+      const [acquired] = await waitFor<[{ epoch: number }]>(lease, 'acquired');
+      const [renewed] = await waitFor<[{ validUntil: number }]>(lease, 'renewed');
+      const sentAt = renewed.validUntil - (ttl - 300);
+      await delay(Math.max(0, sentAt + 900 - Date.now()));
+      await server.restart('SIGTERM');
+      await until(() => reconnectedAt > 0, 'the client back on the server', 5000);
+      await until(() => renewals.some((at) => at >= reconnectedAt), 'a renew after the reconnect', 3000);
+      const next = renewals.find((at) => at >= reconnectedAt)!;
+      assert.ok(reconnectedAt > sentAt + 2000, `back after the skipped tick (${reconnectedAt - sentAt} ms after the last renew's send)`);
+      assert.deepEqual(events, [], `no fence, no loss (back ${reconnectedAt - sentAt} ms after the last renew's send; renewed ${next - reconnectedAt} ms after)`);
+      assert.equal(lease.isHolder, true);
+      assert.equal(lease.epoch, acquired.epoch, 'the same holding');
+      console.log(`# restart after a skipped renew tick: back ${reconnectedAt - sentAt} ms after the last renew's send (deadline ${ttl - 300}), renewed ${next - reconnectedAt} ms later; same epoch, no fence`);
+    } finally {
+      await lease.close();
+      await conn.close();
+    }
+  });
+
   test('a bucket with another TTL is refused with ERR_CLUSTER_BUCKET; bad options with ERR_INVALID_OPTION', async () => {
     const cluster = nextCluster();
     const conn = await connectCluster({ servers: server.url });
