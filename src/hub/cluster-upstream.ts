@@ -214,7 +214,7 @@ export class UpstreamCluster {
     this.#dropBusTopics();
     this.#following = epoch;
     this.#holderStatus = undefined;
-    this.#up.connectHere(true, `this hub holds the upstream (epoch ${epoch})`);
+    this.#up.connectHere(true, `this hub holds the upstream (epoch ${epoch})`, this.#lastHeard());
     this.view.start();
     this.requests.serve((frame, replier) => this.#serve(frame, replier));
     this.bus.listenPace(true);
@@ -339,6 +339,11 @@ export class UpstreamCluster {
   }
 
   /** Something of `epoch` arrived from a holder: a newer one ends the stream followed so far. */
+  /** Wall-clock ms of the last word from a holder (message, answer or state): where a gap starts when it stops. */
+  #lastHeard(): number | undefined {
+    return this.#heardAt > 0 ? Math.round(performance.timeOrigin + this.#heardAt) : undefined;
+  }
+
   #heard(epoch: number): void {
     if (epoch > this.#following) this.#newHolder(epoch, 'a new holder took over');
     this.#heardAt = performance.now();
@@ -351,7 +356,7 @@ export class UpstreamCluster {
     if (this.#up.role !== 'follower' || first) return;
     // The new holder has not heard that this hub's workers are behind.
     if (this.#behind) this.bus.pace(this.#hubId, true);
-    this.#up.followerState('reconnecting', `${why} (epoch ${epoch}); waiting for its stream`, { cause: new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.#up.name}: the hub holding it changed`) });
+    this.#up.followerState('reconnecting', `${why} (epoch ${epoch}); waiting for its stream`, { cause: new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.#up.name}: the hub holding it changed`), since: this.#lastHeard() });
   }
 
   #applyHolderState(): void {
@@ -359,7 +364,8 @@ export class UpstreamCluster {
     if (this.#up.role !== 'follower' || !s || !this.#conn.connected) return;
     const to: UpstreamState = STATES.has(s.state) ? (s.state as UpstreamState) : 'reconnecting';
     // `idle` at the holder means it has not begun connecting: for workers here, connecting.
-    this.#up.followerState(to === 'idle' ? 'connecting' : to, `holder ${s.hub}: ${s.reason || to}`, s.outage ? { outage: true } : {});
+    // The holder's own outage began at its state change (`since`), not when this hub heard of it.
+    this.#up.followerState(to === 'idle' ? 'connecting' : to, `holder ${s.hub}: ${s.reason || to}`, { ...(s.outage ? { outage: true } : {}), since: s.since > 0 ? s.since : undefined });
   }
 
   #holderSeen(h: LeaseHolder | undefined): void {
@@ -386,6 +392,7 @@ export class UpstreamCluster {
       this.#up.followerState('reconnecting', `the holder of the upstream went silent ${Math.round(silentMs)} ms ago; waiting for a takeover`, {
         outage: true,
         cause: new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.#up.name}: its holder went silent`),
+        since: this.#lastHeard(),
       });
     }
   }
@@ -399,13 +406,14 @@ export class UpstreamCluster {
         this.#up.followerState('reconnecting', hold ? 'NATS connection lost; waiting for it (onNatsLoss: hold)' : `NATS connection lost; connecting the upstream from this hub after ${this.lease.ttlMs} ms (onNatsLoss: local)`, {
           outage: true,
           cause: new WshubError('ERR_NATS_CONNECT', 'the hub lost its NATS connection'),
+          since: this.#lastHeard(),
         });
         if (!hold) {
           clearTimeout(this.#localTimer);
           this.#localTimer = setTimeout(() => {
             if (this.#conn.connected || this.#up.role !== 'follower') return;
             this.#dropBusTopics();
-            this.#up.connectHere(false, `NATS away for ${this.lease.ttlMs} ms: this hub connects the upstream itself (onNatsLoss: local)`);
+            this.#up.connectHere(false, `NATS away for ${this.lease.ttlMs} ms: this hub connects the upstream itself (onNatsLoss: local)`, this.#lastHeard());
           }, this.lease.ttlMs);
         }
       }

@@ -262,12 +262,16 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
    * follower's open stream ends first (its requests went to a holder that
    * is gone); the pool's own events drive the rest.
    */
-  connectHere(publish: boolean, why: string): void {
+  connectHere(publish: boolean, why: string, since?: number): void {
     if (this.#closed) return;
     const was = this.#role;
     this.#role = publish ? 'holder' : 'local';
     if (was !== 'follower') return;
-    this.#leaveFollowerOpen(new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.name}: ${why}`), why);
+    const cause = new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.name}: ${why}`);
+    const wasOpen = this.#state === 'open';
+    this.#leaveFollowerOpen(cause, why);
+    // Workers see what an upstream reconnect shows them: `reconnecting` with the gap since the holder's stream stopped, then the pool's states.
+    if (wasOpen) this.#emitState('reconnecting', why, { cause }, since);
     this.#log.info({ event: publish ? 'holding' : 'local' }, why);
     // A follower's pool never started; a fresh one counts its epochs on from the follower's streams.
     const unused = this.#pool;
@@ -297,10 +301,11 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
   }
 
   /** Follower: the upstream as the holder reports it (or as this hub can tell: no holder, NATS away). */
-  followerState(to: UpstreamState, reason: string, extra: { outage?: boolean; cause?: WshubError } = {}): void {
+  followerState(to: UpstreamState, reason: string, extra: { outage?: boolean; cause?: WshubError; since?: number | undefined } = {}): void {
     if (this.#role !== 'follower' || this.#closed) return;
     if (to !== 'open') this.#leaveFollowerOpen(extra.cause, reason, to === 'closed');
-    this.#emitState(to, reason, extra);
+    const { since, ...rest } = extra;
+    this.#emitState(to, reason, rest, since);
     if (to === 'open' && !this.#followerOpen) {
       this.#followerOpen = true;
       this.#followEpoch = ++this.#epochTop;
@@ -340,9 +345,10 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     this.#pool = this.#newPool();
   }
 
-  #emitState(to: UpstreamState, reason: string, extra: { outage?: boolean; cause?: WshubError } = {}): void {
+  /** `since`: wall-clock ms when the stream really stopped (the last word from the holder), if before now: where the gap starts. */
+  #emitState(to: UpstreamState, reason: string, extra: { outage?: boolean; cause?: WshubError } = {}, since?: number): void {
     if (to === this.#state) return;
-    this.#onState({ type: 'state', from: this.#state, to, reason, attempt: 0, at: Date.now(), ...(extra.outage ? { outage: true } : {}), ...(extra.cause ? { cause: extra.cause } : {}) });
+    this.#onState({ type: 'state', from: this.#state, to, reason, attempt: 0, at: Date.now(), ...(extra.outage ? { outage: true } : {}), ...(extra.cause ? { cause: extra.cause } : {}) }, since);
   }
 
   /**
@@ -451,7 +457,7 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     for (const reader of paused) reader.resumeReading(this);
   }
 
-  #onState(pooled: StateChange): void {
+  #onState(pooled: StateChange, since?: number): void {
     // Across roles the pool's `from` may not be what workers last saw.
     const change: StateChange = pooled.from === this.#state ? pooled : { ...pooled, from: this.#state };
     if (change.from === change.to) return;
@@ -459,7 +465,7 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     this.lastChange = change;
     this.history.push(change);
     if (this.history.length > 50) this.history.shift();
-    if (change.from === 'open' && change.to !== 'open') this.gapStart = change.at;
+    if (change.from === 'open' && change.to !== 'open') this.gapStart = since !== undefined && since < change.at ? since : change.at;
     if (change.to === 'open') {
       if (this.gapStart !== undefined) this.lastGap = { start: this.gapStart, end: change.at };
       this.gapStart = undefined;
