@@ -86,6 +86,8 @@ export interface BusStats {
   unicastReceived: number;
   droppedStaleEpoch: number;
   droppedMalformed: number;
+  /** Messages of subscribed subjects that never arrived (jumps in their per-subject sequence within an epoch). */
+  missed: number;
   /** Pace signals sent (a follower's workers fell behind or caught up) and received (holder). */
   paceSent: number;
   paceReceived: number;
@@ -101,6 +103,8 @@ export interface BusEvents {
   unicast: [BusUnicast];
   /** After `listen()`: the holder's upstream state. */
   state: [HolderStatus & { epoch: number }];
+  /** Messages of a subscribed subject that NATS never delivered (counted in `missed`). */
+  missed: [{ topic: string | null; count: number; epoch: number }];
   /** After `listenPace(true)` (holder side): a hub's workers fell behind or caught up. */
   pace: [BusPace];
 }
@@ -126,9 +130,13 @@ export class ClusterBus extends EventEmitter<BusEvents> {
   readonly #subs = new Map<string, Subscription>();
   readonly #listening: Subscription[] = [];
   #paceSub: Subscription | undefined;
-  readonly #stats: BusStats = { published: 0, publishRefusedNotHolder: 0, publishRefusedTooLarge: 0, received: 0, unicast: 0, unicastReceived: 0, droppedStaleEpoch: 0, droppedMalformed: 0, paceSent: 0, paceReceived: 0, epoch: 0 };
+  readonly #stats: BusStats = { published: 0, publishRefusedNotHolder: 0, publishRefusedTooLarge: 0, received: 0, unicast: 0, unicastReceived: 0, droppedStaleEpoch: 0, droppedMalformed: 0, missed: 0, paceSent: 0, paceReceived: 0, epoch: 0 };
   #pubEpoch = 0;
   #pubSeq = 0;
+  /** Holder: the last sequence per subject this epoch. */
+  readonly #pubSubjectSeq = new Map<string, number>();
+  /** Receiver: the last sequence seen per subject (and its epoch), to find what NATS lost. */
+  readonly #seenSubjectSeq = new Map<string, { epoch: number; seq: number }>();
   #closed = false;
 
   constructor(options: ClusterBusOptions) {
@@ -154,11 +162,15 @@ export class ClusterBus extends EventEmitter<BusEvents> {
     if (epoch !== this.#pubEpoch) {
       this.#pubEpoch = epoch;
       this.#pubSeq = 0;
+      this.#pubSubjectSeq.clear();
     }
     const seq = this.#pubSeq + 1;
-    const sent = this.#send(this.names.messageSubject(message.topic), message.data, message.isBinary, epoch, seq);
+    const subject = this.names.messageSubject(message.topic);
+    const subjectSeq = (this.#pubSubjectSeq.get(subject) ?? 0) + 1;
+    const sent = this.#send(subject, message.data, message.isBinary, epoch, seq, subjectSeq);
     if (sent) return sent;
     this.#pubSeq = seq;
+    this.#pubSubjectSeq.set(subject, subjectSeq);
     this.#stats.published++;
     return { ok: true, epoch, seq };
   }
@@ -236,10 +248,11 @@ export class ClusterBus extends EventEmitter<BusEvents> {
   }
 
   /** Publish with the stamps; a refusal, or undefined once sent. */
-  #send(subject: string, data: Uint8Array | string, isBinary: boolean, epoch: number, seq: number | undefined): Extract<PublishResult, { ok: false }> | undefined {
+  #send(subject: string, data: Uint8Array | string, isBinary: boolean, epoch: number, seq: number | undefined, subjectSeq?: number): Extract<PublishResult, { ok: false }> | undefined {
     const headers = this.#conn.lib.core.headers();
     headers.set(HEADER.epoch, String(epoch));
     if (seq !== undefined) headers.set(HEADER.seq, String(seq));
+    if (subjectSeq !== undefined) headers.set(HEADER.subjectSeq, String(subjectSeq));
     if (isBinary) headers.set(HEADER.binary, '1');
     try {
       this.#conn.nc.publish(subject, data, { headers });
@@ -258,6 +271,8 @@ export class ClusterBus extends EventEmitter<BusEvents> {
     if (this.#closed) return;
     const token = topicToken(topic);
     if (this.#subs.has(token)) return;
+    // A subscription joins the stream mid-way: its first message sets where the subject's sequence stands.
+    this.#seenSubjectSeq.delete(this.names.messageSubject(topic));
     const sub = this.#conn.nc.subscribe(this.names.messageSubject(topic), {
       callback: (err, msg) => { if (!err) this.#receive(msg); },
     });
@@ -312,7 +327,20 @@ export class ClusterBus extends EventEmitter<BusEvents> {
     }
     this.advanceEpoch(epoch);
     this.#stats.received++;
+    this.#checkSubjectSeq(msg, topic, epoch);
     this.emit('message', { topic, data: msg.data, isBinary: msg.headers?.get(HEADER.binary) === '1', epoch, seq });
+  }
+
+  /** A jump in a subject's sequence within one epoch: NATS lost messages (a slow consumer cut off, a reconnect). */
+  #checkSubjectSeq(msg: Msg, topic: string | null, epoch: number): void {
+    const seq = positiveInt(msg.headers?.get(HEADER.subjectSeq));
+    if (seq === undefined) return;
+    const last = this.#seenSubjectSeq.get(msg.subject);
+    this.#seenSubjectSeq.set(msg.subject, { epoch, seq });
+    if (!last || last.epoch !== epoch || seq <= last.seq + 1) return;
+    const count = seq - last.seq - 1;
+    this.#stats.missed += count;
+    this.emit('missed', { topic, count, epoch });
   }
 
   #receiveUnicast(msg: Msg): void {

@@ -24,6 +24,8 @@ export const HEADER = {
   epoch: 'Wshub-Epoch',
   /** Sequence per upstream per epoch, from 1. */
   seq: 'Wshub-Seq',
+  /** Sequence per subject per epoch, from 1: a hub receiving a subject sees a jump when NATS lost messages of it. */
+  subjectSeq: 'Wshub-Subject-Seq',
   /** `1` when the payload is a binary frame; absent for text. */
   binary: 'Wshub-Binary',
   /** Forwarded frame: `send` or `request`. */

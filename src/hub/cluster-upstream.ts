@@ -152,6 +152,8 @@ export class UpstreamCluster {
     this.bus.on('message', (m) => this.#fromBus(m));
     this.bus.on('unicast', (u) => this.#fromHolder(u));
     this.bus.on('state', (s) => this.#holderSaid(s));
+    // Nothing is lost silently: what NATS did not deliver (a slow consumer cut off, a reconnect) is counted and said.
+    this.bus.on('missed', ({ topic, count, epoch }) => this.#log.warn({ event: 'cluster-missed', topic, count, epoch }, `NATS did not deliver ${count} message(s) of ${topic ?? 'the raw stream'} from the holder (epoch ${epoch})`));
     this.bus.on('pace', ({ hub, behind }) => { if (up.role === 'holder' && hub !== this.#hubId) this.#pacing.pace(hub, behind); });
     this.bus.listen(this.#hubId);
     this.#followTopics();

@@ -296,6 +296,7 @@ export class HubMetrics {
     this.#counter('cluster_fenced_publishes_prevented_total', 'Messages this hub did not publish because its lease had run out (a fenced holder\'s).', ['upstream'], perMember((m) => m.bus.publishRefusedNotHolder));
     this.#counter('cluster_published_messages_total', 'Upstream messages this hub published to the other hubs (as the holder).', ['upstream'], perMember((m) => m.bus.published));
     this.#counter('cluster_received_messages_total', 'Messages and answers this hub received from the holder over NATS.', ['upstream'], perMember((m) => m.bus.received + m.bus.unicastReceived));
+    this.#counter('cluster_missed_messages_total', 'Messages of subscribed subjects NATS never delivered to this hub (jumps in the per-subject sequence).', ['upstream'], perMember((m) => m.bus.missed));
     this.#counter('cluster_stale_dropped_total', 'Messages from a replaced holder (older epoch) dropped.', ['upstream'], perMember((m) => m.bus.droppedStaleEpoch));
     this.#counter('cluster_forwarded_total', 'Worker frames forwarded to the holder, by result.', ['upstream', 'result'], (s, emit) => {
       for (const m of s.cluster?.upstreams ?? []) {

@@ -212,4 +212,41 @@ describe('ClusterBus against a real nats-server', () => {
     pub.close();
     assert.deepEqual(pub.publish({ topic: 't', data: 'x', isBinary: false }), { ok: false, reason: 'closed' });
   });
+  test('messages NATS never delivered show as a jump in their subject\'s sequence: counted as missed and said, per subject, not across a new subscription', async () => {
+    const cluster = `bus${++clusterSeq}`;
+    const holder = await holderHub(cluster);
+    const pub = new ClusterBus({ conn: holder.conn, cluster, upstream: 'feed', guard: holder.lease });
+    const sub = new ClusterBus({ conn: await connect(), cluster, upstream: 'feed' });
+    sub.subscribe('a');
+    sub.subscribe('b');
+    await sub.flush();
+    const missed: Array<{ topic: string | null; count: number }> = [];
+    sub.on('missed', (m) => missed.push({ topic: m.topic, count: m.count }));
+    const got = collect(sub);
+    // Interleaved topics: each subject counts on its own, so nothing is missed.
+    for (const topic of ['a', 'b', 'a', 'a', 'b']) assert.equal(pub.publish({ topic, data: topic, isBinary: false }).ok, true);
+    await until(() => got.length === 5, 'five messages');
+    assert.equal(sub.stats.missed, 0);
+    // What a lost stretch looks like on the wire: subject a's sequence jumps from 3 to 7 (as the holder would stamp it).
+    const h = holder.conn.lib.core.headers();
+    h.set('Wshub-Epoch', String(got[0]!.epoch));
+    h.set('Wshub-Seq', '99');
+    h.set('Wshub-Subject-Seq', '7');
+    holder.conn.nc.publish(pub.names.messageSubject('a'), 'after a loss', { headers: h });
+    await holder.conn.nc.flush();
+    await until(() => got.length === 6, 'the message after the loss');
+    assert.equal(sub.stats.missed, 3);
+    assert.deepEqual(missed, [{ topic: 'a', count: 3 }]);
+    // A subscriber joining mid-stream (subject b's sequence is at 2): its first message is no jump.
+    const late = new ClusterBus({ conn: await connect(), cluster, upstream: 'feed' });
+    late.subscribe('b');
+    await late.flush();
+    const lateGot = collect(late);
+    pub.publish({ topic: 'b', data: 'b', isBinary: false });
+    await until(() => lateGot.length === 1, 'b at the late subscriber');
+    assert.equal(late.stats.missed, 0, 'joining mid-stream is no loss');
+    late.close();
+    pub.close();
+    sub.close();
+  });
 });

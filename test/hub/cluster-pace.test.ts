@@ -37,7 +37,7 @@ async function expectAll(worker: Worker, count: number, what: string): Promise<v
   const report = await eventually(async () => {
     const r = await worker.report();
     return r.messages >= count ? r : undefined;
-  }, `${what} to receive all ${count}`, 60_000);
+  }, `${what} to receive all ${count}`, 20_000);
   const seqs = report.seqs.t ?? [];
   assert.equal(seqs.length, count, `${what} got ${seqs.length} of ${count}`);
   for (let k = 0; k < seqs.length; k++) if (seqs[k] !== k) assert.fail(`${what} got seq ${seqs[k]} at position ${k}`);
@@ -70,8 +70,12 @@ test('a worker behind on a following hub holds the holder\'s reading: a free-run
   source.go();
   setTimeout(() => there.command('resume'), 600).unref();
   assert.equal(await source.done, count);
-  await expectAll(there, count, 'the worker on the following hub');
-  await expectAll(here, count, 'the worker on the holder');
+  const why = (): string => JSON.stringify({
+    follower: { dropped: follower.hub.stats().dropped, pacing: follower.hub.stats().upstreams[0]!.pacing },
+    holder: { dropped: holder.hub.stats().dropped, pacing: holder.hub.stats().upstreams[0]!.pacing, remotePacing: holder.hub.cluster!.stats().upstreams[0]!.remotePacing },
+  });
+  await expectAll(there, count, 'the worker on the following hub').catch((err: Error) => assert.fail(`${err.message}; ${why()}`));
+  await expectAll(here, count, 'the worker on the holder').catch((err: Error) => assert.fail(`${err.message}; ${why()}`));
 
   const f = follower.hub.stats();
   const h = holder.hub.stats();
