@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { DemoFeed, demoUpstreamConfig } from '../../src/demo/feed.js';
 import { eventually } from '../hub/helpers.js';
 import { ConnectionCounter, PingingFeed } from './fixtures/pinging-feed.js';
-import { ClusterLab, TEST_TIMEOUT_MS, NatsSpy, RENEW, SLACK_MS, TTL, type HubProcess } from './hub-lab.js';
+import { ClusterLab, TEST_TIMEOUT_MS, labWithFeed, NatsSpy, RENEW, SLACK_MS, TTL, type HubProcess } from './hub-lab.js';
 import { EnvelopeWorker, FeedWorker, PyWorker, assertIncreasing, type SeqWorker } from './hub-workers.js';
 import { delay } from './helpers.js';
 
@@ -74,14 +74,7 @@ function assertGapReported(env: EnvelopeWorker, since: number, epochBefore: numb
 }
 
 test('SIGKILL of the holder: another hub takes over within TTL + one renew interval; workers see the gap, no tick twice', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const lab = await ClusterLab.start();
-  t.after(() => lab.close());
-  const feed = new DemoFeed({ tickMs: 40 });
-  lab.defer(() => feed.close());
-  await feed.ready();
-  feed.start();
-  const counter = new ConnectionCounter(feed);
-  lab.defer(() => counter.stop());
+  const { lab, feed, counter } = await labWithFeed(t, 40);
   const [h0, h1, h2] = await threeHubs(lab, feed) as [HubProcess, HubProcess, HubProcess];
   const oldEpoch = (await h0.upstream('feed')).epoch;
   const w1 = await workersOn(lab, h1);

@@ -8,21 +8,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DemoFeed, demoUpstreamConfig } from '../../src/demo/feed.js';
+import { demoUpstreamConfig } from '../../src/demo/feed.js';
 import { eventually } from '../hub/helpers.js';
-import { ConnectionCounter } from './fixtures/pinging-feed.js';
-import { ClusterLab, TEST_TIMEOUT_MS, type HubProcess } from './hub-lab.js';
+import { TEST_TIMEOUT_MS, labWithFeed, type HubProcess } from './hub-lab.js';
 import { EnvelopeWorker, FeedWorker, PyWorker, assertContiguous, type SeqWorker } from './hub-workers.js';
 
 test('three hubs share one upstream connection: one SUBSCRIBE per topic, every tick to every worker once, in order', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const lab = await ClusterLab.start();
-  t.after(() => lab.close());
-  const feed = new DemoFeed({ tickMs: 40 });
-  lab.defer(() => feed.close());
-  await feed.ready();
-  feed.start();
-  const counter = new ConnectionCounter(feed);
-  lab.defer(() => counter.stop());
+  const { lab, feed, counter } = await labWithFeed(t, 40);
   const upstreams = { feed: { ...demoUpstreamConfig(feed.url), onUpstreamLoss: 'hold' } };
 
   const hubs = await Promise.all(['h0', 'h1', 'h2'].map((name) => lab.hub({ name, upstreams })));

@@ -22,7 +22,10 @@ import { UpstreamNames, bucketName } from '../../src/cluster/subjects.js';
 import type { HubClusterStats } from '../../src/hub/cluster-node.js';
 import type { UpstreamClusterStats } from '../../src/hub/cluster-upstream.js';
 import type { HubStats } from '../../src/hub/hub.js';
+import type { TestContext } from 'node:test';
+import { DemoFeed } from '../../src/demo/feed.js';
 import { eventually, runCleanup } from '../hub/helpers.js';
+import { ConnectionCounter } from './fixtures/pinging-feed.js';
 import { NetnsLab, run, type Netns } from '../support/netns.js';
 import { NatsServer, delay } from './helpers.js';
 
@@ -356,4 +359,18 @@ export class NatsSpy {
   async close(): Promise<void> {
     await this.#nc.close();
   }
+}
+
+/** A lab with the demo feed ticking every `tickMs` and a counter of its open connections, all closed with the test. */
+export async function labWithFeed(t: Pick<TestContext, 'after'>, tickMs: number, options: { link?: boolean } = {}): Promise<{ lab: ClusterLab; feed: DemoFeed; counter: ConnectionCounter }> {
+  const lab = await ClusterLab.start(options.link ? { link: true } : {});
+  t.after(() => lab.close());
+  // With a link (netns), the feed listens where hubs on both sides of it reach it.
+  const feed = new DemoFeed({ tickMs, ...(options.link ? { host: lab.upstreamHost } : {}) });
+  lab.defer(() => feed.close());
+  await feed.ready();
+  feed.start();
+  const counter = new ConnectionCounter(feed);
+  lab.defer(() => counter.stop());
+  return { lab, feed, counter };
 }

@@ -17,11 +17,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DemoFeed, demoUpstreamConfig } from '../../src/demo/feed.js';
+import { demoUpstreamConfig, type DemoFeed } from '../../src/demo/feed.js';
 import { eventually } from '../hub/helpers.js';
-import { ConnectionCounter } from './fixtures/pinging-feed.js';
+import type { ConnectionCounter } from './fixtures/pinging-feed.js';
 import { delay } from './helpers.js';
-import { ClusterLab, TEST_TIMEOUT_MS, TTL, type HubProcess } from './hub-lab.js';
+import { ClusterLab, TEST_TIMEOUT_MS, TTL, labWithFeed, type HubProcess } from './hub-lab.js';
 import { EnvelopeWorker, FeedWorker, assertContiguous, assertIncreasing } from './hub-workers.js';
 
 const TOPICS = ['btcusdt@trade', 'ethusdt@trade'];
@@ -35,16 +35,20 @@ interface Cut {
   steady: { node: FeedWorker; env: EnvelopeWorker };
 }
 
+/** A transparent and an envelope worker on the hub to be cut, receiving like the steady ones. */
+async function cutWorkers(lab: ClusterLab, cut: HubProcess, steady: Cut['steady']): Promise<{ node: FeedWorker; env: EnvelopeWorker }> {
+  const node = new FeedWorker(cut.url('/u/feed'), 'hc/node');
+  const env = new EnvelopeWorker(cut.url('/hub'), 'hc/envelope');
+  lab.defer(() => { node.close(); env.close(); });
+  await node.subscribe(TOPICS);
+  await env.sub(TOPICS);
+  await Promise.all([steady.node, steady.env, node, env].map((w) => w.receives(TOPICS, 5)));
+  return { node, env };
+}
+
 /** Holder h0 and follower h1 in the host namespace, then `hc` in the lab's namespace (so it follows). */
 async function cutLab(t: { after: (fn: () => Promise<void>) => void }, hc: { onNatsLoss: 'hold' | 'local'; onUpstreamLoss: 'hold' | 'close'; tickMs: number }): Promise<Cut> {
-  const lab = await ClusterLab.start({ link: true });
-  t.after(() => lab.close());
-  const feed = new DemoFeed({ tickMs: hc.tickMs, host: lab.upstreamHost });
-  lab.defer(() => feed.close());
-  await feed.ready();
-  feed.start();
-  const counter = new ConnectionCounter(feed);
-  lab.defer(() => counter.stop());
+  const { lab, feed, counter } = await labWithFeed(t, hc.tickMs, { link: true });
   const upstream = (loss: string): Record<string, Record<string, unknown>> => ({ feed: { ...demoUpstreamConfig(`ws://${lab.upstreamHost}:${feed.port}/ws`), onUpstreamLoss: loss, backoff: { minDelayMs: 50, maxDelayMs: 500 } } });
   const h0 = await lab.hub({ name: 'h0', upstreams: upstream('hold') });
   await lab.settled('feed');
@@ -62,12 +66,7 @@ async function cutLab(t: { after: (fn: () => Promise<void>) => void }, hc: { onN
 test('a hub cut off the network (veth down, onNatsLoss: hold): its workers see the outage, the others miss nothing, it rejoins without a restart', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const { lab, counter, cut, steady } = await cutLab(t, { onNatsLoss: 'hold', onUpstreamLoss: 'close', tickMs: 40 });
   const link = lab.link!;
-  const node = new FeedWorker(cut.url('/u/feed'), 'hc/node');
-  const env = new EnvelopeWorker(cut.url('/hub'), 'hc/envelope');
-  lab.defer(() => { node.close(); env.close(); });
-  await node.subscribe(TOPICS);
-  await env.sub(TOPICS);
-  await Promise.all([steady.node, steady.env, node, env].map((w) => w.receives(TOPICS, 5)));
+  const { node, env } = await cutWorkers(lab, cut, steady);
   const epochBefore = env.ticks.at(-1)!.epoch!;
 
   const cutAt = Date.now();
@@ -119,12 +118,7 @@ test('NATS cut off one hub (onNatsLoss: local): after the TTL it connects the up
   // delivered by its own connection shows as a repeated seq in most runs (it did, before the bus was dropped while local).
   const { lab, feed, counter, cut, steady } = await cutLab(t, { onNatsLoss: 'local', onUpstreamLoss: 'hold', tickMs: 5 });
   const link = lab.link!;
-  const node = new FeedWorker(cut.url('/u/feed'), 'hc/node');
-  const env = new EnvelopeWorker(cut.url('/hub'), 'hc/envelope');
-  lab.defer(() => { node.close(); env.close(); });
-  await node.subscribe(TOPICS);
-  await env.sub(TOPICS);
-  await Promise.all([steady.node, steady.env, node, env].map((w) => w.receives(TOPICS, 5)));
+  const { node, env } = await cutWorkers(lab, cut, steady);
   assert.equal(counter.max, 1, `one upstream connection before the cut (changes: ${JSON.stringify(counter.changes)})`);
   const connectionsBefore = feed.connections;
 
