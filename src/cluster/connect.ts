@@ -62,7 +62,8 @@ export interface ClusterConnectOptions {
   reconnectWaitMs?: number;
 }
 
-const natsUrl = z.string().refine((value) => {
+/** A `nats://` or `tls://` URL (the hub's `cluster.nats` key uses it too). */
+export const natsUrl = z.string().refine((value) => {
   try {
     return ['nats:', 'tls:'].includes(new URL(value).protocol);
   } catch {

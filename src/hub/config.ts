@@ -34,6 +34,7 @@ import { resolveOptions as resolveClientOptions } from '../upstream/options.js';
 import { FrameTemplate } from '../adapters/template.js';
 import { SLOW_CONSUMER_POLICIES } from './backlog.js';
 import { poolKeys, resolvePool, type PoolConfig } from './pool-config.js';
+import { natsUrl } from '../cluster/connect.js';
 import { DEFAULT_FORWARD_TIMEOUT_MS } from '../cluster/requests.js';
 import { DEFAULT_LEASE_TTL_MS, MIN_LEASE_TTL_MS } from '../cluster/store.js';
 
@@ -133,14 +134,6 @@ const serverKeys = z.strictObject({
   drainTimeoutMs: z.number().int().min(0).optional(),
   tokenOnUnix: z.boolean().optional(),
 });
-
-const natsUrl = z.string().refine((value) => {
-  try {
-    return ['nats:', 'tls:'].includes(new URL(value).protocol);
-  } catch {
-    return false;
-  }
-}, { message: 'expected a nats:// or tls:// URL' });
 
 /** `cluster:` — hubs on several machines share each upstream through NATS (docs/cluster.md). */
 const clusterKeys = z.strictObject({

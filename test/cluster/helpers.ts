@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { EventEmitter } from 'node:events';
+import { waitFor as waitForEvent } from '../upstream/helpers.js';
 
 /** The nats-server binary: $NATS_SERVER, else `nats-server` on PATH. Throws naming what is missing. */
 export function natsServerBinary(): string {
@@ -129,23 +130,11 @@ export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Resolve with the first `event` whose args pass `filter`; reject after `timeoutMs` naming what was awaited. */
+/** test/upstream/helpers.ts's `waitFor`, with a longer default wait (NATS round trips on a busy machine). */
 export function waitFor<T extends unknown[]>(
   emitter: EventEmitter, event: string, filter: (...args: T) => boolean = () => true, timeoutMs = 10_000,
 ): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const listener = (...args: unknown[]): void => {
-      if (!filter(...(args as T))) return;
-      clearTimeout(timer);
-      emitter.off(event, listener);
-      resolve(args as T);
-    };
-    const timer = setTimeout(() => {
-      emitter.off(event, listener);
-      reject(new Error(`timed out after ${timeoutMs} ms waiting for '${event}'`));
-    }, timeoutMs);
-    emitter.on(event, listener);
-  });
+  return waitForEvent<T>(emitter, event, filter, timeoutMs);
 }
 
 /** Poll `check` until it is true; reject after `timeoutMs` with `what`. */

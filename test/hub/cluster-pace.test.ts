@@ -9,45 +9,18 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { NatsServer } from '../cluster/helpers.js';
+import { expectAll, freeSource } from './free-run.js';
 import { eventually, runCleanup, startTestHub, upstreamOf, Worker, type TestHub } from './helpers.js';
 
-const SOURCE = fileURLToPath(new URL('./fixtures/free-source.js', import.meta.url));
 const cleanup: Array<() => unknown> = [];
 after(() => runCleanup(cleanup));
-
-async function freeSource(count: number, size: number): Promise<{ child: ChildProcess; port: number; go(): void; done: Promise<number> }> {
-  const child = fork(SOURCE, [String(count), String(size)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  cleanup.push(() => child.kill('SIGKILL'));
-  let resolveDone!: (sent: number) => void;
-  const done = new Promise<number>((r) => (resolveDone = r));
-  const port = await new Promise<number>((resolve, reject) => {
-    child.on('message', (m: { ev: string; port?: number; sent?: number }) => {
-      if (m.ev === 'listening') resolve(m.port!);
-      if (m.ev === 'done') resolveDone(m.sent!);
-    });
-    child.once('exit', (code) => reject(new Error(`free source exited with ${code}`)));
-  });
-  return { child, port, go: () => child.send({ cmd: 'go' }), done };
-}
-
-async function expectAll(worker: Worker, count: number, what: string): Promise<void> {
-  const report = await eventually(async () => {
-    const r = await worker.report();
-    return r.messages >= count ? r : undefined;
-  }, `${what} to receive all ${count}`, 20_000);
-  const seqs = report.seqs.t ?? [];
-  assert.equal(seqs.length, count, `${what} got ${seqs.length} of ${count}`);
-  for (let k = 0; k < seqs.length; k++) if (seqs[k] !== k) assert.fail(`${what} got seq ${seqs[k]} at position ${k}`);
-}
 
 test('a worker behind on a following hub holds the holder\'s reading: a free-running upstream, nothing dropped on either hub', { timeout: 120_000 }, async () => {
   const count = 60_000;
   const nats = await new NatsServer().start();
   cleanup.push(() => nats.dispose());
-  const source = await freeSource(count, 1024);
+  const source = await freeSource(count, 1024, cleanup);
   const cluster = (hubName: string): Record<string, unknown> => ({ cluster: { nats: nats.url, name: 'pace', leaseTtlMs: 1500, hubName } });
   // Default options but for pings (a run must not depend on their timing).
   const upstreams = { feed: { url: `ws://127.0.0.1:${source.port}/`, pingIntervalMs: 0 } };
@@ -72,13 +45,13 @@ test('a worker behind on a following hub holds the holder\'s reading: a free-run
   await there.waitFor('paused');
   source.go();
   setTimeout(() => there.command('resume'), 600).unref();
-  assert.equal(await source.done, count);
+  assert.equal((await source.done).sent, count);
   const why = (): string => JSON.stringify({
     follower: { dropped: follower.hub.stats().dropped, pacing: follower.hub.stats().upstreams[0]!.pacing },
     holder: { dropped: holder.hub.stats().dropped, pacing: holder.hub.stats().upstreams[0]!.pacing, remotePacing: holder.hub.cluster!.stats().upstreams[0]!.remotePacing },
   });
-  await expectAll(there, count, 'the worker on the following hub').catch((err: Error) => assert.fail(`${err.message}; ${why()}`));
-  await expectAll(here, count, 'the worker on the holder').catch((err: Error) => assert.fail(`${err.message}; ${why()}`));
+  await expectAll([there], count, 'the following hub', 20_000).catch((err: Error) => assert.fail(`${err.message}; ${why()}`));
+  await expectAll([here], count, 'the holder', 20_000).catch((err: Error) => assert.fail(`${err.message}; ${why()}`));
 
   const f = follower.hub.stats();
   const h = holder.hub.stats();

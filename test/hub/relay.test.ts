@@ -9,36 +9,11 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { expectAll, freeSource } from './free-run.js';
 import { connectionStats, eventually, startTestHub, Worker, type TestHub, runCleanup } from './helpers.js';
-
-const SOURCE = fileURLToPath(new URL('./fixtures/free-source.js', import.meta.url));
 
 const cleanup: Array<() => unknown> = [];
 after(() => runCleanup(cleanup));
-
-interface Source {
-  child: ChildProcess;
-  port: number;
-  go(): void;
-  done: Promise<{ sent: number; ms: number }>;
-}
-
-async function freeSource(count: number, size: number): Promise<Source> {
-  const child = fork(SOURCE, [String(count), String(size)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  cleanup.push(() => child.kill('SIGKILL'));
-  let resolveDone!: (v: { sent: number; ms: number }) => void;
-  const done = new Promise<{ sent: number; ms: number }>((r) => (resolveDone = r));
-  const port = await new Promise<number>((resolve, reject) => {
-    child.on('message', (m: { ev: string; port?: number; sent?: number; ms?: number }) => {
-      if (m.ev === 'listening') resolve(m.port!);
-      if (m.ev === 'done') resolveDone({ sent: m.sent!, ms: m.ms! });
-    });
-    child.once('exit', (code) => reject(new Error(`free source exited with ${code}`)));
-  });
-  return { child, port, go: () => child.send({ cmd: 'go' }), done };
-}
 
 async function hubOn(port: number): Promise<TestHub> {
   // Default options but for pings (a test run must not depend on their timing).
@@ -56,24 +31,9 @@ async function workers(hub: TestHub, n: number, already = 0): Promise<Worker[]> 
   return list;
 }
 
-/** Every worker has all `count` messages, in order (the check a worker would make). */
-async function expectAll(list: Worker[], count: number, what: string): Promise<void> {
-  for (const [i, w] of list.entries()) {
-    const report = await eventually(async () => {
-      const r = await w.report();
-      return r.messages >= count ? r : undefined;
-    }, `${what}: worker ${i} to receive all ${count}`, 60_000);
-    const seqs = report.seqs.t ?? [];
-    assert.equal(seqs.length, count, `${what}: worker ${i} got ${seqs.length} of ${count}`);
-    for (let k = 0; k < seqs.length; k++) {
-      if (seqs[k] !== k) assert.fail(`${what}: worker ${i} got seq ${seqs[k]} at position ${k}`);
-    }
-  }
-}
-
 for (const [workersN, count, size] of [[8, 10_000, 1024], [1, 400, 64 * 1024], [16, 20_000, 64]] as const) {
   test(`a free-running upstream, ${workersN} healthy worker(s) × ${count} × ${size} B: every worker gets every message in order, the hub drops nothing`, async () => {
-    const source = await freeSource(count, size);
+    const source = await freeSource(count, size, cleanup);
     const hub = await hubOn(source.port);
     const list = await workers(hub, workersN);
     source.go();
@@ -91,7 +51,7 @@ for (const [workersN, count, size] of [[8, 10_000, 1024], [1, 400, 64 * 1024], [
 
 test('a free-running upstream with one stalled worker: the healthy ones get everything, the stalled one delivered + dropped = sent, and reading resumes without it', async () => {
   const count = 10_000;
-  const source = await freeSource(count, 1024);
+  const source = await freeSource(count, 1024, cleanup);
   const hub = await hubOn(source.port);
   const [stalled] = await workers(hub, 1);
   const stalledId = hub.hub.stats().connections[0]!.id;
