@@ -265,8 +265,8 @@ export class Outlet implements Batched, PacedSink {
       if (messages > 0) this.#drop('ERR_SESSION_CLOSED', messages, undefined, undefined);
       return;
     }
-    if (parts.length <= 2 || bytes > CONCAT_LIMIT_BYTES) {
-      // One frame, or large ones: handing the kernel an iovec per part costs less than copying them again.
+    if (parts.length <= 2 || bytes > CONCAT_LIMIT_BYTES * parts.length) {
+      // One frame, or large ones: handing the kernel an iovec per part costs less than copying them again (writer.ts).
       socket.cork();
       for (const part of parts) socket.write(part);
       socket.uncork();
