@@ -4,6 +4,9 @@
  * same machine:
  * - the ceiling: a pre-framed WebSocket fan-out (frames built once, written in
  *   batches to ordinary ws clients — a relay that costs nothing);
+ * - the same fan-out fed by the ws source over TCP ("fed"), as the hub is:
+ *   the ceiling for any relay that reads this source on this machine, where
+ *   the source takes its share of the cores (free-running only);
  * - the floor for an extra hop: a byte pipe in the hub's place, each worker's
  *   connection piped to the upstream;
  * - what a user would pick instead: every worker connecting directly to the
@@ -47,7 +50,7 @@ const QUICK: Plan = { workerCounts: [4], sizes: [1024], latencyWorkerCounts: [4]
 
 /** Which systems each pacing mode measures: free-running all; ack-paced the hub against its references, for comparison with earlier reports. */
 export const MODE_SYSTEMS: Record<PaceMode, SystemName[]> = {
-  free: ['hub', 'ceiling', 'pipe', 'ws', 'socket.io', 'nats'],
+  free: ['hub', 'ceiling', 'fed', 'pipe', 'ws', 'socket.io', 'nats'],
   window: ['hub', 'ceiling', 'ws'],
 };
 const ALL_SYSTEMS: SystemName[] = MODE_SYSTEMS.free;
@@ -107,7 +110,7 @@ const scenario: BenchScenario = {
                 const list = tries.get(name)!;
                 const r = combine(list);
                 runs.push(r);
-                log(`${mode} ${name} N=${n} ${size} B: ${r.deliveredPerSec} msg/s (${list.map((t) => t.deliveredPerSec).join(', ')}), fan-out ${r.fanoutCpuPerM ?? '?'} CPU s/M, lost ${r.lost}${r.hubDropped === undefined ? '' : ` (hub dropped ${r.hubDropped})`}`);
+                log(`${mode} ${name} N=${n} ${size} B: ${r.deliveredPerSec} msg/s (${list.map((t) => t.deliveredPerSec).join(', ')}), fan-out ${r.fanoutCpuPerM ?? '?'} CPU s/M, lost ${r.lost}${r.hubDropped === undefined ? '' : ` (hub dropped ${r.hubDropped}, ${r.hubMajorGcs ?? '?'} full GCs)`}`);
               }
             }
           }
@@ -149,10 +152,24 @@ function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[]): BenchR
   // Healthy workers must lose nothing: every free-running hub cell, workers' ledgers and hub counters alike.
   const dropCells = hubRuns.filter((r) => r.mode === 'free' && [1, 16, 64].includes(r.workers)).map((r) => ({ workers: r.workers, size: r.size, lost: r.lost, hubDropped: r.hubDropped ?? 0 }));
   const h16 = findRun(runs, 'free', 'hub', 16, 1024);
+  const free = (a: SystemName, b: SystemName, n: number, size: number): number | undefined => ratio(get('free', a, n, size), get('free', b, n, size));
   const targets = {
-    hubVsCeiling16x1k: { ratio: pair('ceiling', 16, 1024), target: TARGETS.hubVsCeiling16x1k },
+    hubVsCeiling16x1k: {
+      ratio: pair('ceiling', 16, 1024),
+      target: TARGETS.hubVsCeiling16x1k,
+      // How much of the ceiling reading the source costs any relay here, and the hub against that.
+      fedVsCeiling: free('fed', 'ceiling', 16, 1024),
+      hubVsFed: free('hub', 'fed', 16, 1024),
+    },
     hubVsDirect1x1k: { ratio: pair('ws', 1, 1024), target: TARGETS.hubVsDirect1x1k },
-    hubVsDirect1x64k: { ratio: pair('ws', 1, 65536), target: TARGETS.hubVsDirect1x64k },
+    hubVsDirect1x64k: {
+      ratio: pair('ws', 1, 65536),
+      target: TARGETS.hubVsDirect1x64k,
+      // What the extra hop alone keeps of direct, and the hub against the hop.
+      pipeVsDirect: free('pipe', 'ws', 1, 65536),
+      hubVsPipe: free('hub', 'pipe', 1, 65536),
+      hubMajorGcs: findRun(runs, 'free', 'hub', 1, 65536)?.hubMajorGcs,
+    },
     zeroDrops: { cells: dropCells, met: dropCells.length === 0 ? undefined : dropCells.every((c) => c.lost === 0 && c.hubDropped === 0) },
     addedLatency: { workers: addedKey?.workers, p50Us: addedKey?.p50Us, p99Ratio: addedKey?.p99Ratio, targetP50Us: TARGETS.addedP50Us, targetP99Ratio: TARGETS.p99VsPipe },
     hubCpuPerM16x1k: h16?.fanoutCpuPerM,

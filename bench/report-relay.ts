@@ -15,9 +15,9 @@ export interface RelayResult {
   latency: LatencyRun[];
   added: Array<{ workers: number; p50Us?: number; p99Ratio?: number; p999Ratio?: number; comparable: boolean }>;
   targets: {
-    hubVsCeiling16x1k: { ratio: { free?: number; window?: number }; target: number };
+    hubVsCeiling16x1k: { ratio: { free?: number; window?: number }; target: number; fedVsCeiling?: number; hubVsFed?: number };
     hubVsDirect1x1k: { ratio: { free?: number; window?: number }; target: number };
-    hubVsDirect1x64k: { ratio: { free?: number; window?: number }; target: number };
+    hubVsDirect1x64k: { ratio: { free?: number; window?: number }; target: number; pipeVsDirect?: number; hubVsPipe?: number; hubMajorGcs?: number };
     zeroDrops: { cells: Array<{ workers: number; size: number; lost: number; hubDropped: number }>; met?: boolean };
     addedLatency: { workers?: number; p50Us?: number; p99Ratio?: number; targetP50Us: number; targetP99Ratio: number };
     hubCpuPerM16x1k?: number;
@@ -47,9 +47,9 @@ export interface FloodResult {
 export const fmt = (v: number | undefined, digits = 0): string => (v === undefined || !Number.isFinite(v) ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 export const x = (v: number | undefined): string => (v === undefined ? '–' : `×${fmt(v, 2)}`);
 export const met = (ok: boolean | undefined): string => (ok === undefined ? 'not measured' : ok ? '**met**' : '**not met**');
-const label = (s: SystemName): string => ({ hub: 'wshub', ceiling: 'pre-framed', pipe: 'byte pipe', ws: 'direct ws', 'socket.io': 'Socket.IO', nats: 'NATS' })[s];
-const ORDER: SystemName[] = ['hub', 'ceiling', 'pipe', 'ws', 'socket.io', 'nats'];
-const COLORS = ['#d62728', '#7f7f7f', '#bcbd22', '#1f77b4', '#9467bd', '#2ca02c'];
+const label = (s: SystemName): string => ({ hub: 'wshub', ceiling: 'pre-framed', fed: 'pre-framed, fed', pipe: 'byte pipe', ws: 'direct ws', 'socket.io': 'Socket.IO', nats: 'NATS' })[s];
+const ORDER: SystemName[] = ['hub', 'ceiling', 'fed', 'pipe', 'ws', 'socket.io', 'nats'];
+const COLORS = ['#d62728', '#7f7f7f', '#c7c7c7', '#bcbd22', '#1f77b4', '#9467bd', '#2ca02c'];
 const stalled = (r: { stalledWorkers?: number } | undefined): string => (r?.stalledWorkers ? ` (${r.stalledWorkers} got nothing)` : '');
 const size = (b: number): string => (b >= 1024 ? `${b / 1024} KiB` : `${b} B`);
 
@@ -118,8 +118,10 @@ export function targetRows(relay: RelayResult | undefined, slow: SlowResult | un
   const h16 = find(runs, 'free', 'hub', 16, 1024);
   const c16 = find(runs, 'free', 'ceiling', 16, 1024);
   rows.push(`| hub ≥ ${t?.hubVsCeiling16x1k.target ?? 0.8} × pre-framed ceiling, 16 workers × 1 KiB | ${fmt(h16?.deliveredPerSec)} vs ${fmt(c16?.deliveredPerSec)} msg/s: ${both(t?.hubVsCeiling16x1k.ratio)} | ${met(atLeast(t?.hubVsCeiling16x1k.ratio.free, t?.hubVsCeiling16x1k.target ?? 0.8))} |`);
+  rows.push(`| … the ceiling fed by the same source (any relay reading it), and the hub against that | fed ${x(t?.hubVsCeiling16x1k.fedVsCeiling)} of the ceiling; hub ${x(t?.hubVsCeiling16x1k.hubVsFed)} of fed | reported |`);
   rows.push(`| hub ≥ ${t?.hubVsDirect1x1k.target ?? 1} × direct ws, 1 worker × 1 KiB | ${both(t?.hubVsDirect1x1k.ratio)} | ${met(atLeast(t?.hubVsDirect1x1k.ratio.free, t?.hubVsDirect1x1k.target ?? 1))} |`);
   rows.push(`| hub ≥ ${t?.hubVsDirect1x64k.target ?? 0.9} × direct ws, 1 worker × 64 KiB | ${both(t?.hubVsDirect1x64k.ratio)} | ${met(atLeast(t?.hubVsDirect1x64k.ratio.free, t?.hubVsDirect1x64k.target ?? 0.9))} |`);
+  rows.push(`| … the byte pipe (the extra hop alone) against direct, and the hub against the pipe | pipe ${x(t?.hubVsDirect1x64k.pipeVsDirect)} of direct; hub ${x(t?.hubVsDirect1x64k.hubVsPipe)} of the pipe; hub full GCs in its runs: ${fmt(t?.hubVsDirect1x64k.hubMajorGcs)} | reported |`);
   const bad = t?.zeroDrops.cells.filter((c) => c.lost > 0 || c.hubDropped > 0) ?? [];
   const cells = t?.zeroDrops.cells.length ?? 0;
   rows.push(`| 0 drops to healthy workers, free-running, 1/16/64 workers × 64 B/1 KiB/64 KiB | ${cells === 0 ? '–' : bad.length === 0 ? `0 lost in ${cells} cells` : `lost in ${bad.length} of ${cells} cells: ${bad.map((c) => `${c.workers}×${size(c.size)} ${fmt(c.lost)}`).join(', ')}`} | ${met(t?.zeroDrops.met)} |`);
@@ -143,20 +145,20 @@ export function targetRows(relay: RelayResult | undefined, slow: SlowResult | un
 export function relaySection(relay: RelayResult, charts: { relay: boolean; latency: boolean }): string[] {
   const lines: string[] = ['## Relay: one upstream → N workers', ''];
   lines.push(
-    '**Free-running** (the default, what users meet): the source writes while its socket buffer is under 64 KiB and resumes on drain; it waits for no one. **Ack-paced**: the source waits for the slowest worker’s acks (a window of up to 4,096 messages / 16 MiB), as earlier reports measured. The hub runs with every option at its default. wshub and the pre-framed fan-out serve workers over a Unix socket; the byte pipe too (each worker’s connection piped to the upstream); direct ws, Socket.IO and NATS over loopback TCP. **Lost** = messages a worker never got, from sequence numbers, summed over workers and repetitions; for the hub its own drop counter is shown when it differs. CPU s/M = CPU seconds per million delivered messages of the process doing the fan-out (hub / pre-framed / pipe / ws source / Socket.IO server / nats-server).',
+    '**Free-running** (the default, what users meet): the source writes while its socket buffer is under 64 KiB and resumes on drain; it waits for no one. **Ack-paced**: the source waits for the slowest worker’s acks (a window of up to 4,096 messages / 16 MiB), as earlier reports measured. The hub runs with every option at its default. **Pre-framed, fed** is the same fan-out reading the same ws source over TCP, as the hub does (free-running only): what any relay reading this source reaches here, where the source takes its share of the two cores. wshub and both pre-framed fan-outs serve workers over a Unix socket; the byte pipe too (each worker’s connection piped to the upstream); direct ws, Socket.IO and NATS over loopback TCP. **Lost** = messages a worker never got, from sequence numbers, summed over workers and repetitions; for the hub its own drop counter is shown when it differs. CPU s/M = CPU seconds per million delivered messages of the process doing the fan-out (hub / pre-framed / pipe / ws source / Socket.IO server / nats-server).',
     '',
   );
   if (charts.relay) lines.push('![delivered messages per second](report/relay.svg)', '');
   const runs = relay.runs;
   const cells = [...new Map(runs.filter((r) => r.system === 'hub').map((r) => [`${r.workers}|${r.size}`, r])).values()];
   lines.push('### Free-running source', '');
-  lines.push('| N | size | wshub | pre-framed | byte pipe | direct ws | Socket.IO | NATS | hub/ceiling | hub/ws | hub/NATS | CPU s/M hub · pre-framed · ws | lost: hub · pre-framed · pipe · ws · sio · nats |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  lines.push('| N | size | wshub | pre-framed | pre-framed, fed | byte pipe | direct ws | Socket.IO | NATS | hub/ceiling | hub/fed | hub/ws | hub/NATS | CPU s/M hub · pre-framed · fed · ws | lost: hub · pre-framed · fed · pipe · ws · sio · nats |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const c of cells) {
     const g = (s: SystemName): ThroughputRun | undefined => find(runs, 'free', s, c.workers, c.size);
     const h = g('hub');
     if (!h) continue;
     lines.push(
-      `| ${c.workers} | ${size(c.size)} | ${fmt(h.deliveredPerSec)}${stalled(h)} | ${fmt(g('ceiling')?.deliveredPerSec)} | ${fmt(g('pipe')?.deliveredPerSec)}${stalled(g('pipe'))} | ${fmt(g('ws')?.deliveredPerSec)}${stalled(g('ws'))} | ${fmt(g('socket.io')?.deliveredPerSec)}${stalled(g('socket.io'))} | ${fmt(g('nats')?.deliveredPerSec)}${stalled(g('nats'))} | ${x(ratioOf(h.deliveredPerSec, g('ceiling')?.deliveredPerSec))} | ${x(ratioOf(h.deliveredPerSec, g('ws')?.deliveredPerSec))} | ${x(ratioOf(h.deliveredPerSec, g('nats')?.deliveredPerSec))} | ${fmt(h.fanoutCpuPerM, 2)} · ${fmt(g('ceiling')?.fanoutCpuPerM, 2)} · ${fmt(g('ws')?.fanoutCpuPerM, 2)} | ${ORDER.map((s) => lostCell(g(s))).join(' · ')} |`,
+      `| ${c.workers} | ${size(c.size)} | ${fmt(h.deliveredPerSec)}${stalled(h)} | ${fmt(g('ceiling')?.deliveredPerSec)} | ${fmt(g('fed')?.deliveredPerSec)}${stalled(g('fed'))} | ${fmt(g('pipe')?.deliveredPerSec)}${stalled(g('pipe'))} | ${fmt(g('ws')?.deliveredPerSec)}${stalled(g('ws'))} | ${fmt(g('socket.io')?.deliveredPerSec)}${stalled(g('socket.io'))} | ${fmt(g('nats')?.deliveredPerSec)}${stalled(g('nats'))} | ${x(ratioOf(h.deliveredPerSec, g('ceiling')?.deliveredPerSec))} | ${x(ratioOf(h.deliveredPerSec, g('fed')?.deliveredPerSec))} | ${x(ratioOf(h.deliveredPerSec, g('ws')?.deliveredPerSec))} | ${x(ratioOf(h.deliveredPerSec, g('nats')?.deliveredPerSec))} | ${fmt(h.fanoutCpuPerM, 2)} · ${fmt(g('ceiling')?.fanoutCpuPerM, 2)} · ${fmt(g('fed')?.fanoutCpuPerM, 2)} · ${fmt(g('ws')?.fanoutCpuPerM, 2)} | ${ORDER.map((s) => lostCell(g(s))).join(' · ')} |`,
     );
   }
   lines.push('', '### Ack-paced source (window), for comparison', '');

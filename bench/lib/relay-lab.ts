@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { findNatsServer, INSTALL_NATS_SERVER } from '../../src/cli/nats-server.js';
 import { sleep, type Fixture, ProcessGroup } from './procs.js';
 
-export type SystemName = 'hub' | 'ceiling' | 'pipe' | 'ws' | 'socket.io' | 'nats';
+export type SystemName = 'hub' | 'ceiling' | 'fed' | 'pipe' | 'ws' | 'socket.io' | 'nats';
 
 /** How to reach one system under test (`N`: the names a scenario uses; the relay's by default). */
 export interface System<N extends string = SystemName> {
@@ -47,6 +47,8 @@ export interface HubCounters {
   queuedBytes: number;
   upstreams: Array<{ name: string; state: string; connections: number; messagesOut: number; bytesOut: number; queue: { messages: number; bytes: number }; dropped: Record<string, number> }>;
   rss: number;
+  /** Full garbage collections of the hub process since it started. */
+  majorGcs: number;
 }
 
 /** A free TCP port on 127.0.0.1, for a process that cannot report the one it picked (nats-server here; the cluster bench's hub daemons). */
@@ -66,6 +68,7 @@ export class RelayLab {
   hub: Fixture | undefined;
   readonly workers: Fixture[] = [];
   #ceiling: Fixture | undefined;
+  #fed: Fixture | undefined;
   #pipe: Fixture | undefined;
   #sio: { source: Fixture; port: number } | undefined;
   #nats: { pid: number; url: string; source: Fixture } | undefined;
@@ -111,6 +114,16 @@ export class RelayLab {
     return { name: 'ceiling', fanoutPid: this.#ceiling.pid, source: this.#ceiling, sourceClients: (n) => n, connect: { kind: 'ws', url: `ws+unix://${path}:/` } };
   }
 
+  /**
+   * The same pre-framed fan-out fed by the ws source (its `/fed` clients) over
+   * TCP, as the hub is: what any relay reading this source can reach here.
+   */
+  async fedCeilingSystem(): Promise<System> {
+    const path = join(this.dir, 'fed.sock');
+    this.#fed ??= await this.group.fork('prefan', { path, upstream: `ws://127.0.0.1:${this.wsPort}/fed` }, 'fed pre-framed fan-out');
+    return { name: 'fed', fanoutPid: this.#fed.pid, source: this.wsSource, target: 'fed', sourceClients: () => 1, connect: { kind: 'ws', url: `ws+unix://${path}:/` } };
+  }
+
   /** The byte pipe on a Unix socket, each worker's connection piped to the ws source's `/pipe`. */
   async pipeSystem(): Promise<System> {
     const path = join(this.dir, 'pipe.sock');
@@ -153,6 +166,8 @@ export class RelayLab {
         return this.hubSystem();
       case 'ceiling':
         return this.ceilingSystem();
+      case 'fed':
+        return this.fedCeilingSystem();
       case 'pipe':
         return this.pipeSystem();
       case 'ws':

@@ -37,6 +37,8 @@ export interface Losses {
   settleMs: number;
   /** Hub only: drops its stats counted during the run. */
   hubDropped?: number;
+  /** Hub only: its full (mark-compact) garbage collections during the run. */
+  hubMajorGcs?: number;
   /** `perWorker`: each counted worker's messages of the run received, and lost, in worker order. */
   workerReceived?: number[];
   workerLost?: number[];
@@ -163,7 +165,7 @@ async function settle(lab: RelayLab, system: System<string>, b: Begun, stop: Sto
     gaps: ledgers.reduce((a, l) => a + l.gaps, 0),
     outOfOrder: ledgers.reduce((a, l) => a + l.outOfOrder, 0),
     settleMs,
-    ...(b.hub0 && hub1 ? { hubDropped: hub1.dropped - b.hub0.dropped } : {}),
+    ...(b.hub0 && hub1 ? { hubDropped: hub1.dropped - b.hub0.dropped, hubMajorGcs: hub1.majorGcs - b.hub0.majorGcs } : {}),
   };
 }
 
@@ -244,6 +246,7 @@ export function combine<N extends string>(list: ThroughputRun<N>[]): ThroughputR
     gaps: sum((t) => t.gaps),
     outOfOrder: sum((t) => t.outOfOrder),
     ...(med.hubDropped !== undefined ? { hubDropped: sum((t) => t.hubDropped) } : {}),
+    ...(med.hubMajorGcs !== undefined ? { hubMajorGcs: sum((t) => t.hubMajorGcs) } : {}),
     ...(list.length > 1 ? { repetitions: list.map((t) => t.deliveredPerSec), lostByRepetition: list.map((t) => t.lost) } : {}),
   };
 }
