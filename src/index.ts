@@ -7,7 +7,6 @@
  */
 export { WshubError, ERROR_CATALOG, isWshubError, type ErrorCode, type ErrorDetails } from './errors.js';
 export { defaults } from './defaults.js';
-export { tuneRuntime } from './runtime.js';
 export { ResilientWebSocket } from './upstream/resilient.js';
 export type * from './upstream/types.js';
 export { NetWatcher, type AddressChange, type NetWatcherEvents } from './upstream/netwatch.js';

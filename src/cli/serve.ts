@@ -10,7 +10,6 @@ import { parseReadyWhen, type ReadyWhen } from '../observe/health.js';
 import { HubHttpServer } from '../observe/http.js';
 import { createLogger, type Logger } from '../observe/log.js';
 import { Redactor } from '../redact.js';
-import { tuneRuntime } from '../runtime.js';
 import { CliFailure, HeldStdout } from './report.js';
 
 export interface ServeFlags {
@@ -81,7 +80,6 @@ export interface StartHubOptions {
 
 /** Start a hub (and its HTTP side) from a resolved config. */
 export async function startHub(config: HubConfig, logger: Logger = daemonLogger(config), options: StartHubOptions = {}): Promise<RunningHub> {
-  tuneRuntime();
   const hub = new Hub({ config, logger });
   const redactor = options.redactor ?? new Redactor(config.secrets ?? []);
   let http: HubHttpServer | undefined;

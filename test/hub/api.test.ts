@@ -23,7 +23,7 @@ test('the package exports about twenty names; every default lives in one frozen 
   const values = Object.keys(api).sort();
   assert.ok(values.length <= 24, `${values.length} exported values: ${values.join(', ')}`);
   assert.deepEqual(values.filter((n) => n.startsWith('DEFAULT_')), [], 'no DEFAULT_* constant exported on its own');
-  for (const name of ['Hub', 'HubClient', 'ResilientWebSocket', 'HardenedServer', 'WshubError', 'resolveConfig', 'defaults', 'tuneRuntime']) assert.ok(name in api, name);
+  for (const name of ['Hub', 'HubClient', 'ResilientWebSocket', 'HardenedServer', 'WshubError', 'resolveConfig', 'defaults']) assert.ok(name in api, name);
   const defaults = api.defaults as { hub: { maxQueueBytes: number; slowAfterMs: number } };
   assert.ok(Object.isFrozen(defaults) && Object.isFrozen(defaults.hub));
   assert.equal(defaults.hub.maxQueueBytes, 4 * 1024 * 1024);
