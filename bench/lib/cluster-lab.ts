@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { findNatsServer, INSTALL_NATS_SERVER, natsReadyUrl, natsServerArgs } from '../../src/cli/nats-server.js';
+import { DAEMON_NODE_FLAGS } from '../../src/cli/launch.js';
 import { RelayLab, freePort, type System } from './relay-lab.js';
 import { sleep } from './procs.js';
 
@@ -202,7 +203,7 @@ export class ClusterLab {
     };
     const file = join(this.relay.dir, `${name}.json`);
     writeFileSync(file, JSON.stringify(config, null, 2));
-    const { proc, output } = this.relay.group.spawn(process.execPath, [WSHUB_BIN, 'serve', '-c', file]);
+    const { proc, output } = this.relay.group.spawn(process.execPath, [...DAEMON_NODE_FLAGS, WSHUB_BIN, 'serve', '-c', file]);
     const hub: HubDaemon = { name, arm, proc, pid: proc.pid!, socket, http, output };
     await this.waitFor(hub, () => true, `${name} (wshub serve -c ${file}) to answer /status`);
     return hub;

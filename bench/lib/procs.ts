@@ -10,6 +10,7 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { DAEMON_NODE_FLAGS } from '../../src/cli/launch.js';
 
 /** Request sent to a fixture over IPC. */
 export interface IpcRequest {
@@ -102,9 +103,13 @@ export function killEverything(): void {
 export class ProcessGroup {
   readonly #procs = new Set<ChildProcess>();
 
-  /** Fork a fixture and wait for its `ready` call to answer (its setup done). */
+  /**
+   * Fork a fixture and wait for its `ready` call to answer (its setup done).
+   * The hub host runs with the node flags `wshub serve` runs with (src/cli/launch.ts), before `execArgv`.
+   */
   async fork(name: string, args: unknown = {}, label = name, execArgv: string[] = []): Promise<Fixture> {
-    const proc = fork(fixturePath(name), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+    const flags = name === 'hub-host' ? [...DAEMON_NODE_FLAGS, ...execArgv] : execArgv;
+    const proc = fork(fixturePath(name), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: flags });
     this.#track(proc);
     const fx = new Fixture(proc, label);
     fx.info = await fx.call('ready', args);

@@ -25,6 +25,7 @@ import type { HubStats } from '../../src/hub/hub.js';
 import type { TestContext } from 'node:test';
 import { DemoFeed } from '../../src/demo/feed.js';
 import { eventually, runCleanup } from '../hub/helpers.js';
+import { DAEMON_NODE_FLAGS } from '../../src/cli/launch.js';
 import { ConnectionCounter } from './fixtures/pinging-feed.js';
 import { NetnsLab, run, type Netns } from '../support/netns.js';
 import { NatsServer, delay } from './helpers.js';
@@ -222,7 +223,8 @@ export class ClusterLab {
       upstreams: spec.upstreams,
       cluster: { nats: this.nats.url, name: this.name, hubName: spec.name, leaseTtlMs: TTL, onNatsLoss: spec.onNatsLoss ?? 'hold' },
     }, null, 2));
-    const args = [MAIN, 'serve', '-c', configFile];
+    // With the daemon's node flags given here, the launcher runs the hub in this very process (no relaunch): SIGSTOP and the pid reach the hub itself.
+    const args = [...DAEMON_NODE_FLAGS, MAIN, 'serve', '-c', configFile];
     let proc: ChildProcess;
     if (spec.inNamespace) {
       const { ns } = this.#link();
