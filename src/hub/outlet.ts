@@ -29,7 +29,7 @@ import { ERROR_CATALOG } from '../errors.js';
 import { Backlog, type BacklogItem, type DropCode, type SlowConsumerPolicy } from './backlog.js';
 import type { Frame } from './frame.js';
 import type { PacedSink, ReadPacer } from './pacer.js';
-import { CONCAT_LIMIT_BYTES, type Batched, type SharedBatches, type TickWriter } from './writer.js';
+import { CONCAT_LIMIT_BYTES, EARLY_FLUSH_BYTES, type Batched, type SharedBatches, type TickWriter } from './writer.js';
 
 /** Bytes buffered in the socket before frames wait in the backlog instead. @default 256 KiB */
 export const DEFAULT_SOCKET_HIGH_WATER_BYTES = 256 * 1024;
@@ -295,6 +295,7 @@ export class Outlet implements Batched, PacedSink {
     if (this.#batch.length === 0) this.#writer.flushSoon(this);
     for (const part of frame.parts) this.#batch.push(part);
     this.#batchBytes += frame.size;
+    if (this.#batchBytes >= EARLY_FLUSH_BYTES) this.#writer.flushEarly();
     if (!counted) return;
     this.#batchMessages++;
     this.#batchPayload += frame.payloadBytes;
