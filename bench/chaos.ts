@@ -74,8 +74,7 @@ const scenario: BenchScenario = {
       let epoch = 1;
       let upstream = await group.fork('chaos-upstream', { port: 0, epoch, rate: RATE, size: SIZE }, 'upstream 1');
       const port = (upstream.info as { port: number }).port;
-      const hub = await group.fork(
-        'hub-host',
+      const hub = await group.forkHub(
         {
           listen: hubSocket,
           logLevel: 'silent',
@@ -87,7 +86,6 @@ const scenario: BenchScenario = {
             feed: { url: `ws://127.0.0.1:${port}/`, adapter: 'raw', onUpstreamLoss: 'hold', backoff: { minDelayMs: 20, maxDelayMs: 200, minUptimeMs: 100 } },
           },
         },
-        'hub',
       );
       const url = `ws+unix://${hubSocket}:/u/feed`;
       let next = 0;

@@ -107,7 +107,7 @@ async function hubFor(group: ProcessGroup, upstream: Record<string, unknown>): P
   const dir = mkdtempSync(join(tmpdir(), 'wshub-pool-'));
   dirs.push(dir);
   const socket = join(dir, 'hub.sock');
-  const hub = await group.fork('hub-host', { listen: socket, logLevel: 'silent', upstreams: { feed: upstream } }, 'hub');
+  const hub = await group.forkHub({ listen: socket, logLevel: 'silent', upstreams: { feed: upstream } });
   return { hub, url: `ws+unix://${socket}:/u/feed` };
 }
 

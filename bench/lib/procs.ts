@@ -104,12 +104,16 @@ export class ProcessGroup {
   readonly #procs = new Set<ChildProcess>();
 
   /**
-   * Fork a fixture and wait for its `ready` call to answer (its setup done).
-   * The hub host runs with the node flags `wshub serve` runs with (src/cli/launch.ts), before `execArgv`.
+   * Fork the hub host (fixtures/hub-host.ts) with a hub config, under the node
+   * flags `wshub serve` runs with (src/cli/launch.ts), then `execArgv`.
    */
+  forkHub(config: unknown, label = 'hub', execArgv: string[] = []): Promise<Fixture> {
+    return this.fork('hub-host', config, label, [...DAEMON_NODE_FLAGS, ...execArgv]);
+  }
+
+  /** Fork a fixture and wait for its `ready` call to answer (its setup done). */
   async fork(name: string, args: unknown = {}, label = name, execArgv: string[] = []): Promise<Fixture> {
-    const flags = name === 'hub-host' ? [...DAEMON_NODE_FLAGS, ...execArgv] : execArgv;
-    const proc = fork(fixturePath(name), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: flags });
+    const proc = fork(fixturePath(name), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
     this.#track(proc);
     const fx = new Fixture(proc, label);
     fx.info = await fx.call('ready', args);

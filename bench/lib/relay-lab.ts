@@ -94,7 +94,7 @@ export class RelayLab {
       upstreams: { feed: { url: `ws://127.0.0.1:${this.wsPort}/hub`, adapter: 'raw' } },
       ...extra,
     };
-    this.hub = await this.group.fork('hub-host', config, 'hub', execArgv);
+    this.hub = await this.group.forkHub(config, 'hub', execArgv);
     return this.hub;
   }
 
