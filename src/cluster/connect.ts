@@ -112,6 +112,8 @@ export class ClusterConnection extends EventEmitter<ClusterConnectionEvents> {
   readonly lib: NatsLib;
   #connected = true;
   #closing: Promise<void> | undefined;
+  /** Operations creating subscriptions that `close()` lets finish first ({@link whileOpen}). */
+  readonly #inFlight = new Set<Promise<unknown>>();
 
   /** @internal use {@link connectCluster} */
   constructor(nc: NatsConnection, lib: NatsLib) {
@@ -141,9 +143,34 @@ export class ClusterConnection extends EventEmitter<ClusterConnectionEvents> {
     return this.nc.rtt();
   }
 
-  /** Flush what is buffered and close (idempotent). */
+  /** True once `close()` was called or the connection closed on its own: nothing new should start on it. */
+  get closing(): boolean {
+    return this.#closing !== undefined || this.nc.isClosed();
+  }
+
+  /**
+   * Run `op`, which creates subscriptions (a KV watch), so that `close()`
+   * waits for it before it drains; refused once the connection is closing.
+   * nats.js 3 starts a push consumer's heartbeat timer before it subscribes,
+   * and a subscribe refused by a draining connection leaves that timer
+   * running for good: it logs ClosedConnectionError every few seconds and
+   * keeps the process alive after the hub closed. Each such operation is
+   * bounded by the JetStream timeout, so the wait is too.
+   */
+  whileOpen<T>(op: () => Promise<T>): Promise<T> {
+    // Internal: the one caller (a KV watch) retries or stops; the error never reaches a user.
+    if (this.closing) return Promise.reject(new Error('the NATS connection is closing'));
+    const running = op();
+    this.#inFlight.add(running);
+    const done = (): void => void this.#inFlight.delete(running);
+    running.then(done, done);
+    return running;
+  }
+
+  /** Flush what is buffered and close (idempotent); subscriptions being created are let finish first. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await Promise.allSettled([...this.#inFlight]);
       if (!this.nc.isClosed()) await this.nc.drain().catch(() => this.nc.close());
       await this.nc.closed();
     })();

@@ -105,7 +105,7 @@ export class ClusterStore {
       current?.stop();
       current = undefined;
       try {
-        const iter = await this.kv.watch({ key });
+        const iter = await this.conn.whileOpen(() => this.kv.watch({ key }));
         if (stopped || mine !== generation) {
           iter.stop();
           return;
@@ -118,7 +118,7 @@ export class ClusterStore {
       }
     };
     const schedule = (): void => {
-      if (stopped || retry) return;
+      if (stopped || retry || this.conn.closing) return;
       retry = setTimeout(() => {
         retry = undefined;
         onRestart();

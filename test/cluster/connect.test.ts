@@ -22,6 +22,19 @@ describe('connectCluster against a real nats-server', () => {
   before(async () => { await server.start(); });
   after(async () => { await server.dispose(); });
 
+  test('a watch stopped and its connection closed while nats.js creates its consumer leaves nothing running: the process exits', () => {
+    // nats.js 3 arms a push consumer's heartbeat timer before it subscribes; closing during that window once left
+    // the timer firing forever (ClosedConnectionError every few seconds) and hung a test process after its tests passed.
+    const script = new URL('./fixtures/watch-close.js', import.meta.url).pathname;
+    for (const delayMs of [0, 1, 2, 3, 4, 5, 6, 8, 1, 2, 3, 5]) {
+      const res = spawnSync(process.execPath, [script, server.url, String(delayMs)], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(res.stdout.trim(), 'closed', `delay ${delayMs} ms: ${res.stderr}`);
+      assert.equal(res.signal, null, `delay ${delayMs} ms: still running 10 s after close (killed); output: ${res.stdout}${res.stderr}`);
+      assert.equal(res.status, 0, `delay ${delayMs} ms: ${res.stderr}`);
+      assert.doesNotMatch(res.stdout + res.stderr, /ClosedConnectionError/, `delay ${delayMs} ms`);
+    }
+  });
+
   test('connects past a dead URL in the list, reports the server version and closes', async () => {
     const dead = `nats://127.0.0.1:${await freePort()}`;
     const conn = await connectCluster({ servers: [dead, server.url], connectTimeoutMs: 2000 });
