@@ -19,8 +19,11 @@ export class UpstreamMessage {
   readonly upstream: string;
   /** The upstream connection it came from (envelope `epoch`). */
   readonly epoch: number;
-  /** Its number in each audience's stream, by label (envelope `seq`). */
-  readonly #seqs = new Map<string | undefined, number>();
+  /** Its number in the stream of the (first) audience it went to (envelope `seq`), and its label. */
+  #seqLabel: string | undefined;
+  #seq: number | undefined;
+  /** Its numbers in other audiences' streams (a raw upstream's `*` and a topic), rarely needed. */
+  #otherSeqs: Map<string | undefined, number> | undefined;
   #json: boolean | undefined;
   #frame: Frame | undefined;
   #envelopeTopic: string | undefined;
@@ -38,7 +41,10 @@ export class UpstreamMessage {
 
   /** Number it in the stream of the audience labelled `topic` (before it is delivered there). */
   numbered(topic: string | undefined, seq: number): void {
-    this.#seqs.set(topic, seq);
+    if (this.#seq === undefined || this.#seqLabel === topic) {
+      this.#seqLabel = topic;
+      this.#seq = seq;
+    } else (this.#otherSeqs ??= new Map()).set(topic, seq);
   }
 
   /** The upstream's own bytes, framed once. */
@@ -60,7 +66,7 @@ export class UpstreamMessage {
   }
 
   #wrap(topic: string | undefined): Frame {
-    const seq = this.#seqs.get(topic);
+    const seq = this.#seqLabel === topic ? this.#seq : this.#otherSeqs?.get(topic);
     const stamp = seq === undefined ? undefined : { epoch: this.epoch, seq };
     return wrapEnvelope(this.upstream, topic, this.data, this.isBinary, (this.#json ??= !this.isBinary && isJson(this.data)), stamp);
   }

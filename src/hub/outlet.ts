@@ -29,7 +29,7 @@ import { ERROR_CATALOG } from '../errors.js';
 import { Backlog, type BacklogItem, type DropCode, type SlowConsumerPolicy } from './backlog.js';
 import type { Frame } from './frame.js';
 import type { PacedSink, ReadPacer } from './pacer.js';
-import { CONCAT_LIMIT_BYTES, EARLY_FLUSH_BYTES, type Batched, type SharedBatches, type TickWriter } from './writer.js';
+import { CONCAT_LIMIT_BYTES, EARLY_FLUSH_BYTES, type Batched, type FrameLog, type TickWriter } from './writer.js';
 
 /** Bytes buffered in the socket before frames wait in the backlog instead. @default 256 KiB */
 export const DEFAULT_SOCKET_HIGH_WATER_BYTES = 256 * 1024;
@@ -47,14 +47,6 @@ const MOVES: Record<OutletState, readonly OutletState[]> = {
   closing: ['closed'],
   closed: [],
 };
-
-/** What a frame is, for conflation, drop reports and the ledger. */
-export interface Delivery {
-  topic?: string | undefined;
-  upstream?: string | undefined;
-  /** An answer: never dropped by the policy. */
-  keep?: boolean | undefined;
-}
 
 export interface OutletOptions {
   id: string;
@@ -96,8 +88,15 @@ export class Outlet implements Batched, PacedSink {
   #maxQueueBytes: number;
   readonly #onDrop: OutletOptions['onDrop'];
   #backlog: Backlog<Frame>;
-  /** This tick's frames. */
-  #batch: Buffer[] = [];
+  /**
+   * This tick's frames: ranges of the writer's log — closed ones as start,
+   * end pairs in `#ranges`, the growing one in `#start`..`#end` (-1: the
+   * batch is empty).
+   */
+  #log: FrameLog | undefined;
+  #ranges: number[] = [];
+  #start = -1;
+  #end = -1;
   #batchBytes = 0;
   #batchMessages = 0;
   #batchPayload = 0;
@@ -166,19 +165,23 @@ export class Outlet implements Batched, PacedSink {
     if (this.#pacers.delete(pacer)) pacer.release(this);
   }
 
-  /** Deliver one frame under the slow-consumer policy. */
-  deliver(frame: Frame, d: Delivery = {}): void {
+  /**
+   * Deliver one frame under the slow-consumer policy: `topic` and `upstream`
+   * say what it is (for conflation, drop reports and the ledger); `keep`
+   * marks an answer, never dropped by the policy.
+   */
+  deliver(frame: Frame, topic?: string, upstream?: string, keep?: boolean): void {
     this.#offered++;
     if (this.#state !== 'open' || this.ws.readyState !== WebSocket.OPEN) {
-      this.#drop('ERR_SESSION_CLOSED', 1, d.topic, d.upstream);
+      this.#drop('ERR_SESSION_CLOSED', 1, topic, upstream);
       return;
     }
     if (this.#backlog.count === 0 && this.#socket.writableLength + this.#batchBytes < this.#highWater) {
       this.#toBatch(frame, true);
       return;
     }
-    const key = d.topic === undefined ? undefined : `${d.upstream ?? ''}\u0000${d.topic}`;
-    this.#enqueue({ frame, bytes: frame.size, key, topic: d.topic, upstream: d.upstream, keep: d.keep, counted: true });
+    const key = topic === undefined ? undefined : `${upstream ?? ''}\u0000${topic}`;
+    this.#enqueue({ frame, bytes: frame.size, key, topic, upstream, keep, counted: true });
   }
 
   /**
@@ -250,27 +253,37 @@ export class Outlet implements Batched, PacedSink {
 
   // ── Batched (driven by the TickWriter) ─────────────────────────────────
 
-  flushBatch(shared?: SharedBatches): void {
-    const parts = this.#batch;
-    if (parts.length === 0) return;
+  flushBatch(): void {
+    if (this.#start === -1) return;
+    const log = this.#log!;
+    const ranges = this.#ranges;
+    const start = this.#start;
+    const end = this.#end;
     const bytes = this.#batchBytes;
     const messages = this.#batchMessages;
     const payload = this.#batchPayload;
-    this.#batch = [];
-    this.#batchBytes = 0;
-    this.#batchMessages = 0;
-    this.#batchPayload = 0;
+    this.#clearBatch();
     const socket = this.#socket;
     if (this.ws.readyState !== WebSocket.OPEN || socket.destroyed) {
       if (messages > 0) this.#drop('ERR_SESSION_CLOSED', messages, undefined, undefined);
       return;
     }
-    if (parts.length <= 2 || bytes > CONCAT_LIMIT_BYTES * parts.length) {
-      // One frame, or large ones: handing the kernel an iovec per part costs less than copying them again (writer.ts).
-      socket.cork();
-      for (const part of parts) socket.write(part);
-      socket.uncork();
-    } else socket.write(shared ? shared.join(parts, bytes) : Buffer.concat(parts, bytes));
+    let frames = end - start;
+    for (let i = 0; i < ranges.length; i += 2) frames += ranges[i + 1]! - ranges[i]!;
+    if (ranges.length === 0 && frames > 1 && bytes <= CONCAT_LIMIT_BYTES * frames) {
+      // The common case, one run of small frames: joined once for every connection that got the same run.
+      socket.write(log.join(start, end));
+    } else {
+      const parts: Buffer[] = [];
+      for (let i = 0; i < ranges.length; i += 2) log.parts(ranges[i]!, ranges[i + 1]!, parts);
+      log.parts(start, end, parts);
+      if (frames === 1 || bytes > CONCAT_LIMIT_BYTES * frames) {
+        // One frame, or large ones: handing the kernel an iovec per part costs less than copying them again (writer.ts).
+        socket.cork();
+        for (const part of parts) socket.write(part);
+        socket.uncork();
+      } else socket.write(Buffer.concat(parts, bytes));
+    }
     this.#messagesOut += messages;
     this.#bytesOut += payload;
     this.#afterWrite();
@@ -292,8 +305,23 @@ export class Outlet implements Batched, PacedSink {
   // ── internals ──────────────────────────────────────────────────────────
 
   #toBatch(frame: Frame, counted: boolean): void {
-    if (this.#batch.length === 0) this.#writer.flushSoon(this);
-    for (const part of frame.parts) this.#batch.push(part);
+    const log = this.#writer.log;
+    if (this.#start !== -1 && this.#log !== log) {
+      // A flush began after this batch did and this connection was not written yet (a frame delivered from inside
+      // the flush): what waits goes out now, ahead of the new frame, rather than mixing two logs in one batch.
+      this.flushBatch();
+    }
+    if (this.#start === -1) {
+      this.#writer.flushSoon(this);
+      this.#log = log;
+    }
+    const i = log.add(frame);
+    if (i === this.#end) this.#end++;
+    else {
+      if (this.#start !== -1) this.#ranges.push(this.#start, this.#end);
+      this.#start = i;
+      this.#end = i + 1;
+    }
     this.#batchBytes += frame.size;
     if (this.#batchBytes >= EARLY_FLUSH_BYTES) this.#writer.flushEarly();
     if (!counted) return;
@@ -363,15 +391,22 @@ export class Outlet implements Batched, PacedSink {
     clearTimeout(this.#closeTimer);
     this.#closeTimer = undefined;
     const lost = this.#backlog.clear().filter((i) => i.counted !== false).length + this.#batchMessages;
-    this.#batch = [];
-    this.#batchBytes = 0;
-    this.#batchMessages = 0;
-    this.#batchPayload = 0;
+    this.#clearBatch();
     if (lost > 0) this.#drop('ERR_SESSION_CLOSED', lost, undefined, undefined);
     this.#behind = false;
     for (const pacer of this.#pacers) pacer.release(this);
     this.#pacers.clear();
     this.#resolveEnded?.();
+  }
+
+  #clearBatch(): void {
+    this.#log = undefined;
+    if (this.#ranges.length > 0) this.#ranges = [];
+    this.#start = -1;
+    this.#end = -1;
+    this.#batchBytes = 0;
+    this.#batchMessages = 0;
+    this.#batchPayload = 0;
   }
 
   /** The one close timer: each wait replaces the previous one. */

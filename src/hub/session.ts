@@ -12,7 +12,6 @@ import type { SessionHandle } from '../adapters/types.js';
 import type { WshubError } from '../errors.js';
 import type { Frame } from './frame.js';
 import type { UpstreamMessage } from './message.js';
-import type { Delivery } from './outlet.js';
 
 /** How a session's connection wants frames: the upstream's own bytes, or envelopes. */
 export interface SessionEncoder {
@@ -27,7 +26,8 @@ export interface SessionOutlet {
   readonly id: string;
   readonly closed: boolean;
   readonly backlogBytes: number;
-  deliver(frame: Frame, delivery?: Delivery): void;
+  /** One frame: `topic` and `upstream` say what it is, `keep` marks an answer (see Outlet.deliver). */
+  deliver(frame: Frame, topic?: string, upstream?: string, keep?: boolean): void;
   end(code: number, reason: string, timeoutMs?: number): Promise<void>;
 }
 
@@ -108,12 +108,12 @@ export class Session implements SessionHandle {
 
   /** An upstream message for this session's audience of `topic`. */
   deliver(message: UpstreamMessage, topic: string | undefined): void {
-    this.outlet.deliver(this.encoder.message(message, topic), { topic, upstream: this.upstream });
+    this.outlet.deliver(this.encoder.message(message, topic), topic, this.upstream);
   }
 
   /** A frame for this session alone. Answers are kept past the slow-consumer policy. */
   reply(data: Buffer, isBinary: boolean, answers: string | undefined, topic: string | undefined): void {
-    this.outlet.deliver(this.encoder.own(data, isBinary, answers, topic), { topic, upstream: this.upstream, keep: answers !== undefined });
+    this.outlet.deliver(this.encoder.own(data, isBinary, answers, topic), topic, this.upstream, answers !== undefined);
   }
 
   stats(): SessionStats {

@@ -1,8 +1,9 @@
 /**
  * The hub's per-tick writer: one instance per hub, no module-level state.
  *
- * Frames delivered during one loop turn are collected per connection, and a
- * `setImmediate` at the end of the turn (after every read of its poll phase)
+ * Frames delivered during one loop turn are collected once, in a
+ * {@link FrameLog}, each connection keeping the ranges of it that are its
+ * batch, and a `setImmediate` at the end of the turn (after every read of its poll phase)
  * writes each connection's batch with a single `socket.write` (or one writev
  * for large frames); a batch that reaches {@link EARLY_FLUSH_BYTES} is written
  * as soon as the current callback returns. Connections that got the same
@@ -25,27 +26,28 @@
  *
  * A flush takes its set before writing, so a connection that gets a frame
  * during the flush (a write callback, an error handler) is never stranded: it
- * is in the next set.
+ * is in the next set, and its frames in the next log.
  */
+import type { Frame } from './frame.js';
 
 /** What the writer drives; implemented by a connection's outlet. */
 export interface Batched {
   /** Write this tick's frames. */
-  flushBatch(shared: SharedBatches): void;
+  flushBatch(): void;
   /** Move waiting frames into the batch while the socket has room. */
   refill(): void;
 }
 
 /**
- * A batch whose parts average more than this is written part by part (one
- * writev, no copy) instead of concatenated. Small parts are always joined,
+ * A batch whose frames average more than this is written part by part (one
+ * writev, no copy) instead of concatenated. Small frames are always joined,
  * however large the batch: Node's writev costs a lookup and a type check per
- * part, and a refill batch of 256 KiB in 1 KiB frames is 500 parts — in a
+ * part, and a refill batch of 256 KiB in 1 KiB frames is 500 frames — in a
  * profile at 16 workers × 1 KiB that per-part work outweighed the copy it
  * saved (hub CPU per million deliveries 0.43–0.48 s joined against 0.53–0.63
  * s part by part, alternating runs).
  */
-export const CONCAT_LIMIT_BYTES = 8 * 1024;
+export const CONCAT_LIMIT_BYTES = 16 * 1024;
 
 /**
  * A connection's batch this large is written as soon as the current callback
@@ -56,28 +58,61 @@ export const CONCAT_LIMIT_BYTES = 8 * 1024;
  */
 export const EARLY_FLUSH_BYTES = 128 * 1024;
 
-/** Batches concatenated during one flush, keyed by their first part: identical batches share one buffer. */
-export class SharedBatches {
-  readonly #byFirst = new Map<Buffer, Array<{ parts: Buffer[]; joined: Buffer }>>();
+/**
+ * The frames batched between two flushes, in the order they were delivered,
+ * each once: a connection's batch is a list of index ranges into it, so a
+ * delivery costs a comparison or two, not a push of each frame's buffers
+ * into every connection's own array. A frame delivered to 16 connections in
+ * a row is appended once (the next connection finds it at the end) and each
+ * connection's range grows by one; connections that got the same range — a
+ * broadcast — share one concatenated buffer.
+ *
+ * Frames only ever join the end, so a range, once delivered, never changes:
+ * its joined buffer can be kept for the rest of the flush.
+ */
+export class FrameLog {
+  readonly #frames: Frame[] = [];
+  /** Bytes of frames 0..i, inclusive. */
+  readonly #ends: number[] = [];
+  /** Joined ranges, by start: identical batches share one buffer. */
+  #joined: Map<number, Array<{ end: number; buffer: Buffer }>> | undefined;
 
-  join(parts: Buffer[], bytes: number): Buffer {
-    const first = parts[0]!;
-    const candidates = this.#byFirst.get(first);
-    if (candidates) {
-      outer: for (const c of candidates) {
-        if (c.parts.length !== parts.length) continue;
-        for (let i = 1; i < parts.length; i++) if (c.parts[i] !== parts[i]) continue outer;
-        return c.joined;
-      }
-    }
-    const joined = Buffer.concat(parts, bytes);
-    if (candidates) candidates.push({ parts, joined });
-    else this.#byFirst.set(first, [{ parts, joined }]);
-    return joined;
+  /** The index of `frame` in the log: the last entry when it is the same frame, else a new one. */
+  add(frame: Frame): number {
+    const n = this.#frames.length;
+    if (n > 0 && this.#frames[n - 1] === frame) return n - 1;
+    this.#frames.push(frame);
+    this.#ends.push(n > 0 ? this.#ends[n - 1]! + frame.size : frame.size);
+    return n;
+  }
+
+  /** Framed bytes of entries `start` to `end` (exclusive). */
+  bytes(start: number, end: number): number {
+    return this.#ends[end - 1]! - (start > 0 ? this.#ends[start - 1]! : 0);
+  }
+
+  /** Push the buffers of entries `start` to `end` (exclusive) onto `parts`. */
+  parts(start: number, end: number, parts: Buffer[]): void {
+    for (let i = start; i < end; i++) for (const part of this.#frames[i]!.parts) parts.push(part);
+  }
+
+  /** Entries `start` to `end` (exclusive) as one buffer, built once per range and flush. */
+  join(start: number, end: number): Buffer {
+    this.#joined ??= new Map();
+    let list = this.#joined.get(start);
+    const found = list?.find((j) => j.end === end);
+    if (found) return found.buffer;
+    const parts: Buffer[] = [];
+    this.parts(start, end, parts);
+    const buffer = Buffer.concat(parts, this.bytes(start, end));
+    if (list) list.push({ end, buffer });
+    else this.#joined.set(start, (list = [{ end, buffer }]));
+    return buffer;
   }
 }
 
 export class TickWriter {
+  #log = new FrameLog();
   #flushing = new Set<Batched>();
   #flushScheduled = false;
   #refilling = new Set<Batched>();
@@ -92,8 +127,9 @@ export class TickWriter {
     this.#flushScheduled = false;
     const set = this.#flushing;
     this.#flushing = new Set();
-    const shared = new SharedBatches();
-    for (const out of set) out.flushBatch(shared);
+    // Frames delivered from here on (a write callback, an error handler) start the next log.
+    this.#log = new FrameLog();
+    for (const out of set) out.flushBatch();
   };
 
   readonly #refill = (): void => {
@@ -102,6 +138,11 @@ export class TickWriter {
     this.#refilling = new Set();
     for (const out of set) out.refill();
   };
+
+  /** The log this tick's frames join. */
+  get log(): FrameLog {
+    return this.#log;
+  }
 
   /** `out` has frames in its batch: write them at the end of this loop turn. */
   flushSoon(out: Batched): void {
