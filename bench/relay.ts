@@ -43,10 +43,19 @@ interface Plan {
   latencyMs: number;
   /** Each throughput run is repeated this often, systems taking turns; the median counts. */
   repetitions: number;
+  /**
+   * Extra latency runs of the hub and the byte pipe, back to back in
+   * alternating order, at the first latency worker count: the added-latency
+   * targets are read from the median of these pairs. One run per system
+   * swings with the machine (hub p99 / pipe p99 ×0.6–3.6 between 3 s
+   * windows on 2 shared cores); pairs taken minutes apart would compare two
+   * different machines.
+   */
+  latencyPairs: number;
 }
 
-const FULL: Plan = { workerCounts: [1, 4, 16, 64], sizes: [64, 1024, 65536], latencyWorkerCounts: [1, 4, 16], warmMs: 500, measureMs: 2000, latencyWarmMs: 500, latencyMs: 3000, repetitions: 3 };
-const QUICK: Plan = { workerCounts: [4], sizes: [1024], latencyWorkerCounts: [4], warmMs: 300, measureMs: 1000, latencyWarmMs: 300, latencyMs: 1000, repetitions: 1 };
+const FULL: Plan = { workerCounts: [1, 4, 16, 64], sizes: [64, 1024, 65536], latencyWorkerCounts: [1, 4, 16], warmMs: 500, measureMs: 2000, latencyWarmMs: 500, latencyMs: 3000, repetitions: 3, latencyPairs: 7 };
+const QUICK: Plan = { workerCounts: [4], sizes: [1024], latencyWorkerCounts: [4], warmMs: 300, measureMs: 1000, latencyWarmMs: 300, latencyMs: 1000, repetitions: 1, latencyPairs: 1 };
 
 /** Which systems each pacing mode measures: free-running all; ack-paced the hub against its references, for comparison with earlier reports. */
 export const MODE_SYSTEMS: Record<PaceMode, SystemName[]> = {
@@ -81,6 +90,7 @@ const scenario: BenchScenario = {
     const lab = new RelayLab();
     const runs: ThroughputRun[] = [];
     const lat: LatencyRun[] = [];
+    const pairs: LatencyPair[] = [];
     const log = (s: string): void => console.error(`  relay: ${s}`);
     try {
       await lab.start();
@@ -121,6 +131,16 @@ const scenario: BenchScenario = {
               log(`${name} N=${n} latency @${LATENCY_RATE}/s: p50 ${l.p50Us} µs p99 ${l.p99Us} µs p999 ${l.p999Us} µs, lost ${l.lost}${l.overloaded ? ` (overloaded: ${l.achievedRatePerWorker}/s per worker)` : ''}`);
             }
           }
+          if (n === plan.latencyWorkerCounts[0]) {
+            for (let k = 0; k < plan.latencyPairs; k++) {
+              const order: Array<'hub' | 'pipe'> = k % 2 === 0 ? ['hub', 'pipe'] : ['pipe', 'hub'];
+              const got: Partial<Record<'hub' | 'pipe', LatencyRun>> = {};
+              for (const name of order) got[name] = await latency(lab, systems.get(name)!, n, LATENCY_SIZE, LATENCY_RATE, plan.latencyWarmMs, plan.latencyMs, { mode: 'free' });
+              const pair = latencyPair(got.hub!, got.pipe!);
+              pairs.push(pair);
+              log(`pair ${k + 1}/${plan.latencyPairs} N=${n}: hub p50 ${got.hub!.p50Us} p99 ${got.hub!.p99Us} µs, pipe p50 ${got.pipe!.p50Us} p99 ${got.pipe!.p99Us} µs (lost ${pair.lost.hub}/${pair.lost.pipe})`);
+            }
+          }
         } finally {
           await lab.disconnect(n);
         }
@@ -128,11 +148,46 @@ const scenario: BenchScenario = {
     } finally {
       await lab.destroy();
     }
-    return summarize(plan, runs, lat);
+    return summarize(plan, runs, lat, pairs);
   },
 };
 
-function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[]): BenchResult {
+/** A hub latency run and the byte pipe's, back to back. */
+export interface LatencyPair {
+  workers: number;
+  hub: { p50Us?: number; p99Us?: number; p999Us?: number };
+  pipe: { p50Us?: number; p99Us?: number; p999Us?: number };
+  p50Us?: number;
+  p99Ratio?: number;
+  /** Both sides carried the rate. */
+  comparable: boolean;
+  /** Each side's losses (from the workers' ledgers), and the hub's own drop count. */
+  lost: { hub: number; pipe: number };
+  hubDropped: number;
+}
+
+function latencyPair(hub: LatencyRun, pipe: LatencyRun): LatencyPair {
+  const pick = (l: LatencyRun): LatencyPair['hub'] => ({ p50Us: l.p50Us, p99Us: l.p99Us, p999Us: l.p999Us });
+  return {
+    workers: hub.workers,
+    hub: pick(hub),
+    pipe: pick(pipe),
+    p50Us: hub.p50Us === undefined || pipe.p50Us === undefined ? undefined : hub.p50Us - pipe.p50Us,
+    p99Ratio: ratio(hub.p99Us, pipe.p99Us),
+    comparable: !hub.overloaded && !pipe.overloaded,
+    lost: { hub: hub.lost, pipe: pipe.lost },
+    hubDropped: hub.hubDropped ?? 0,
+  };
+}
+
+function median(values: number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[], pairs: LatencyPair[]): BenchResult {
   const hubRuns = runs.filter((r) => r.system === 'hub');
   const ratios = hubRuns.map((h) => {
     const vs = (s: SystemName): number | undefined => ratio(h.deliveredPerSec, findRun(runs, h.mode, s, h.workers, h.size)?.deliveredPerSec);
@@ -147,6 +202,15 @@ function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[]): BenchR
       return { workers: h.workers, p50Us: diff(h.p50Us, p?.p50Us), p99Ratio: ratio(h.p99Us, p?.p99Us), p999Ratio: ratio(h.p999Us, p?.p999Us), comparable: !h.overloaded && p !== undefined && !p.overloaded };
     });
   const addedKey = added.find((a) => a.workers === 1 && a.comparable) ?? added.find((a) => a.comparable);
+  // The targets are read from the alternating pairs where there are any; else from the one run per system.
+  const usable = pairs.filter((p) => p.comparable);
+  const paired = usable.length === 0 ? undefined : {
+    workers: usable[0]!.workers,
+    p50Us: median(usable.flatMap((p) => (p.p50Us === undefined ? [] : [p.p50Us]))),
+    p99Ratio: round(median(usable.flatMap((p) => (p.p99Ratio === undefined ? [] : [p.p99Ratio]))), 2),
+    p99Ratios: usable.map((p) => p.p99Ratio),
+    pairs: usable.length,
+  };
   const get = (mode: PaceMode, s: SystemName, n: number, size: number): number | undefined => findRun(runs, mode, s, n, size)?.deliveredPerSec;
   const pair = (s: SystemName, n: number, size: number): { free?: number; window?: number } => ({ free: ratio(get('free', 'hub', n, size), get('free', s, n, size)), window: ratio(get('window', 'hub', n, size), get('window', s, n, size)) });
   // Healthy workers must lose nothing: every free-running hub cell, workers' ledgers and hub counters alike.
@@ -171,7 +235,9 @@ function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[]): BenchR
       hubMajorGcs: findRun(runs, 'free', 'hub', 1, 65536)?.hubMajorGcs,
     },
     zeroDrops: { cells: dropCells, met: dropCells.length === 0 ? undefined : dropCells.every((c) => c.lost === 0 && c.hubDropped === 0) },
-    addedLatency: { workers: addedKey?.workers, p50Us: addedKey?.p50Us, p99Ratio: addedKey?.p99Ratio, targetP50Us: TARGETS.addedP50Us, targetP99Ratio: TARGETS.p99VsPipe },
+    addedLatency: paired
+      ? { ...paired, targetP50Us: TARGETS.addedP50Us, targetP99Ratio: TARGETS.p99VsPipe }
+      : { workers: addedKey?.workers, p50Us: addedKey?.p50Us, p99Ratio: addedKey?.p99Ratio, targetP50Us: TARGETS.addedP50Us, targetP99Ratio: TARGETS.p99VsPipe },
     hubCpuPerM16x1k: h16?.fanoutCpuPerM,
   };
   // Losses per system and mode over every run (throughput and latency).
@@ -181,10 +247,17 @@ function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[]): BenchR
     d[r.mode] += r.lost;
     if (r.hubDropped !== undefined) d.hubDropped = (d.hubDropped ?? 0) + r.hubDropped;
   }
+  for (const p of pairs) {
+    const hub = (drops.hub ??= { free: 0, window: 0 });
+    hub.free += p.lost.hub;
+    hub.hubDropped = (hub.hubDropped ?? 0) + p.hubDropped;
+    (drops.pipe ??= { free: 0, window: 0 }).free += p.lost.pipe;
+  }
   const f = targets.hubVsCeiling16x1k.ratio;
+  const al: { workers?: number; p50Us?: number; p99Ratio?: number; pairs?: number } = targets.addedLatency;
   const headline = f.free !== undefined ? `hub N=16 1 KiB: ×${f.free} ceiling free-running (×${f.window ?? '?'} ack-paced)` : `hub: ${ratios.map((r) => `${r.mode} N=${r.workers} ${r.size} B ×${r.vsCeiling ?? '?'} ceiling`).join(', ')}`;
   return {
-    summary: `${headline}; added latency vs pipe (N=${addedKey?.workers ?? '?'}) p50 +${addedKey?.p50Us ?? '?'} µs, p99 ×${addedKey?.p99Ratio ?? '?'}; lost: ${Object.entries(drops).map(([s, d]) => `${s} ${d.free}/${d.window}`).join(', ')} (free/ack-paced)`,
+    summary: `${headline}; added latency vs pipe (N=${al.workers ?? '?'}${al.pairs ? `, median of ${al.pairs} pairs` : ''}) p50 ${al.p50Us === undefined ? '?' : `${al.p50Us >= 0 ? '+' : ''}${al.p50Us}`} µs, p99 ×${al.p99Ratio ?? '?'}; lost: ${Object.entries(drops).map(([s, d]) => `${s} ${d.free}/${d.window}`).join(', ')} (free/ack-paced)`,
     plan,
     modes: MODE_SYSTEMS,
     latencyRate: LATENCY_RATE,
@@ -192,6 +265,7 @@ function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[]): BenchR
     runs,
     latency: lat,
     added,
+    latencyPairs: pairs,
     ratios,
     targets,
     drops,
