@@ -3,10 +3,11 @@
  *
  * Frames delivered during one loop turn are collected once, in a
  * {@link FrameLog}, each connection keeping the ranges of it that are its
- * batch, and a `setImmediate` at the end of the turn (after every read of its poll phase)
- * writes each connection's batch with a single `socket.write` (or one writev
- * for large frames); a batch that reaches {@link EARLY_FLUSH_BYTES} is written
- * as soon as the current callback returns. Connections that got the same
+ * batch, and a `setImmediate` at the end of the turn (after every read of
+ * its poll phase) writes each connection's batch with a single
+ * `socket.write` (or one writev for large frames); a batch that reaches
+ * {@link EARLY_FLUSH_BYTES} is written as soon as the current callback
+ * returns. Connections that got the same
  * frames — a broadcast — share one concatenated buffer, so a burst costs one
  * copy in all and one write call per connection, not one per frame per
  * connection.
