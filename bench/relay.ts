@@ -28,7 +28,7 @@
 import { RelayLab, type System, type SystemName } from './lib/relay-lab.js';
 import { combine, latency, throughput, type LatencyRun, type ThroughputRun } from './lib/runs.js';
 import type { PaceMode } from './fixtures/pacer.js';
-import { round, type BenchResult, type BenchScenario } from './scenario.js';
+import { percentile, round, type BenchResult, type BenchScenario } from './scenario.js';
 
 export const LATENCY_RATE = 10_000;
 export const LATENCY_SIZE = 1024;
@@ -180,13 +180,6 @@ function latencyPair(hub: LatencyRun, pipe: LatencyRun): LatencyPair {
   };
 }
 
-function median(values: number[]): number | undefined {
-  if (values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[], pairs: LatencyPair[]): BenchResult {
   const hubRuns = runs.filter((r) => r.system === 'hub');
   const ratios = hubRuns.map((h) => {
@@ -206,8 +199,8 @@ function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[], pairs: 
   const usable = pairs.filter((p) => p.comparable);
   const paired = usable.length === 0 ? undefined : {
     workers: usable[0]!.workers,
-    p50Us: median(usable.flatMap((p) => (p.p50Us === undefined ? [] : [p.p50Us]))),
-    p99Ratio: round(median(usable.flatMap((p) => (p.p99Ratio === undefined ? [] : [p.p99Ratio]))), 2),
+    p50Us: percentile(usable.flatMap((p) => (p.p50Us === undefined ? [] : [p.p50Us])), 50),
+    p99Ratio: percentile(usable.flatMap((p) => (p.p99Ratio === undefined ? [] : [p.p99Ratio])), 50),
     p99Ratios: usable.map((p) => p.p99Ratio),
     pairs: usable.length,
   };

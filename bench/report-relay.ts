@@ -8,6 +8,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import type { PaceMode } from './fixtures/pacer.js';
 import type { SystemName } from './lib/relay-lab.js';
 import type { LatencyRun, ThroughputRun } from './lib/runs.js';
+import type { LatencyPair } from './relay.js';
 
 export interface RelayResult {
   latencyRate: number;
@@ -15,7 +16,7 @@ export interface RelayResult {
   latency: LatencyRun[];
   added: Array<{ workers: number; p50Us?: number; p99Ratio?: number; p999Ratio?: number; comparable: boolean }>;
   /** Hub and byte-pipe latency runs back to back, in alternating order (relay.ts `latencyPairs`). */
-  latencyPairs?: Array<{ workers: number; hub: { p50Us?: number; p99Us?: number }; pipe: { p50Us?: number; p99Us?: number }; p99Ratio?: number; comparable: boolean }>;
+  latencyPairs?: LatencyPair[];
   targets: {
     hubVsCeiling16x1k: { ratio: { free?: number; window?: number }; target: number; fedVsCeiling?: number; hubVsFed?: number };
     hubVsDirect1x1k: { ratio: { free?: number; window?: number }; target: number };

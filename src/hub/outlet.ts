@@ -270,15 +270,16 @@ export class Outlet implements Batched, PacedSink {
     }
     let frames = end - start;
     for (let i = 0; i < ranges.length; i += 2) frames += ranges[i + 1]! - ranges[i]!;
-    if (ranges.length === 0 && frames > 1 && bytes <= CONCAT_LIMIT_BYTES * frames) {
+    // One frame, or large ones: handing the kernel an iovec per part costs less than copying them again (writer.ts).
+    const partByPart = frames === 1 || bytes > CONCAT_LIMIT_BYTES * frames;
+    if (!partByPart && ranges.length === 0) {
       // The common case, one run of small frames: joined once for every connection that got the same run.
       socket.write(log.join(start, end));
     } else {
       const parts: Buffer[] = [];
       for (let i = 0; i < ranges.length; i += 2) log.parts(ranges[i]!, ranges[i + 1]!, parts);
       log.parts(start, end, parts);
-      if (frames === 1 || bytes > CONCAT_LIMIT_BYTES * frames) {
-        // One frame, or large ones: handing the kernel an iovec per part costs less than copying them again (writer.ts).
+      if (partByPart) {
         socket.cork();
         for (const part of parts) socket.write(part);
         socket.uncork();
