@@ -180,10 +180,12 @@ export async function serve(flags: ServeFlags): Promise<void> {
   } catch (err) {
     throw new CliFailure(redactor.error(err), () => stdout.release());
   }
-  stdout.release();
+  // Signals are wired before the held log (its "hub started") goes out: whoever acts on that line — a supervisor,
+  // a test — may signal at once, and a SIGTERM or SIGINT that came before the handlers would kill the hub undrained.
   handleSignals(running, flags.config ? () => {
     const next = buildRawConfig(flags);
     redactor.add(envSecrets(next));
     return resolveConfig(next);
   } : undefined);
+  stdout.release();
 }
