@@ -168,24 +168,26 @@ export async function demoCluster(flags: DemoFlags): Promise<void> {
     await closeAll();
     throw err;
   }
-  const started = startWorkers(hubs, flags.workers ?? PLAN_COUNT);
-  children = started.children;
-  console.log(clusterDemoText({ nats: nats.url, store: dir, feedUrl: feed.url, hubs, workers: started.said }));
-  feed.on('subscribe', (topics) => console.log(`[feed]     upstream SUBSCRIBE ${topics.join(', ')} (total subscribes seen: ${[...feed.subscribes.values()].reduce((a, b) => a + b, 0)})`));
   let last = '';
   const show = (): void => {
     const line = sharingLine(feed, hubs);
     if (line !== last) console.log((last = line));
   };
-  show();
+  // The first tick comes after the banner below: everything from here to the end is synchronous.
   const timer = setInterval(show, 1000);
   timer.unref();
-  const holder = hubs[0]!.running;
+  // Signals are wired before the banner is printed and the workers forked (as in `serve`): a Ctrl-C that follows
+  // the banner stops everything this demo started.
   handleSignals({
-    ...holder,
+    ...hubs[0]!.running,
     close: async () => {
       clearInterval(timer);
       await closeAll();
     },
   }, undefined);
+  const started = startWorkers(hubs, flags.workers ?? PLAN_COUNT);
+  children = started.children;
+  console.log(clusterDemoText({ nats: nats.url, store: dir, feedUrl: feed.url, hubs, workers: started.said }));
+  feed.on('subscribe', (topics) => console.log(`[feed]     upstream SUBSCRIBE ${topics.join(', ')} (total subscribes seen: ${[...feed.subscribes.values()].reduce((a, b) => a + b, 0)})`));
+  show();
 }

@@ -104,6 +104,20 @@ export async function demo(flags: DemoFlags): Promise<void> {
   });
   const logger = createLogger({ level: config.logLevel, pretty: process.stdout.isTTY === true });
   const running = await startHub(config, logger);
+  // Signals are wired before anything is printed or forked (as in `serve`): a Ctrl-C that follows the banner stops
+  // the workers, the hub and the feed instead of meeting the default disposition.
+  let children: ChildProcess[] = [];
+  handleSignals(
+    {
+      ...running,
+      close: async () => {
+        for (const child of children) child.kill('SIGTERM');
+        await running.close();
+        await feed.close();
+      },
+    },
+    undefined,
+  );
   const tcpAddress = running.hub.server.addresses().tcp;
   const status = running.httpAddress ? `http://${running.httpAddress.host}:${running.httpAddress.port}/` : '(no --http)';
   const workers = Math.min(flags.workers ?? PLAN_COUNT, PLAN_COUNT);
@@ -116,17 +130,6 @@ export async function demo(flags: DemoFlags): Promise<void> {
     [transparent, [listen, 'feed', 'worker-2', 'btcusdt@trade,solusdt@trade']],
     [hubAware, [listen, 'feed', 'btcusdt@trade', 'hubclient']],
   ];
-  const children: ChildProcess[] = plans.slice(0, workers).map(([script, args]) => fork(script, args, { stdio: 'inherit' }));
+  children = plans.slice(0, workers).map(([script, args]) => fork(script, args, { stdio: 'inherit' }));
   feed.on('subscribe', (topics) => console.log(`[feed]     upstream SUBSCRIBE ${topics.join(', ')} (total subscribes seen: ${[...feed.subscribes.values()].reduce((a, b) => a + b, 0)})`));
-  handleSignals(
-    {
-      ...running,
-      close: async () => {
-        for (const child of children) child.kill('SIGTERM');
-        await running.close();
-        await feed.close();
-      },
-    },
-    undefined,
-  );
 }

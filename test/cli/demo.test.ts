@@ -64,3 +64,28 @@ test('--workers 2 says two transparent workers; websocat is suggested once it is
   assert.match(out, /^ {2}websocat ws:\/\/127\.0\.0\.1:\d+\/u\/feed/m);
   assert.doesNotMatch(out, /wscat/);
 });
+
+test('SIGTERM the moment the banner is out: the demo still stops cleanly (signals are wired before it prints)', async () => {
+  // Five rounds: the window this guards (banner written, workers being forked, handlers not yet installed) is a few
+  // milliseconds wide, so one round alone would rarely land in it.
+  for (let round = 0; round < 5; round++) {
+    const args = [BIN, 'demo', '--workers', '3', '--listen', join(dir, `demo-term-${round}.sock`), '--tcp', '127.0.0.1:0', '--http', '127.0.0.1:0'];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    let sent = false;
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      if (!sent && out.includes('Ctrl-C stops everything.')) {
+        sent = true;
+        child.kill('SIGTERM');
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+    assert.ok(sent, `the banner appeared:\n${out}`);
+    assert.equal(signal, null, `round ${round}: killed by ${signal} instead of stopping:\n${out}`);
+    assert.equal(code, 0, out);
+  }
+});
