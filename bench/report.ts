@@ -1,5 +1,6 @@
 /**
- * Writes bench/REPORT.md and bench/report/*.svg from bench/results/*.json:
+ * Writes bench/REPORT.md and bench/report/*.svg from bench/results/*.json
+ * (quick mode: dist/bench/report-quick/ from its own results):
  * the targets with whether each was met, ratios against the baselines (these
  * machines are noisy, so ratios measured in one run are what to compare), the
  * machine's facts and the command that reproduces them. Charts are rendered
@@ -16,9 +17,18 @@ import { clusterSection, type ClusterResult } from './report-cluster.js';
 import { floodSection, fmt, latencyChart, met, relayChart, relaySection, slowSection, targetRows, x, type FloodResult, type RelayResult, type SlowResult } from './report-relay.js';
 
 const BENCH_DIR = fileURLToPath(new URL('../../bench/', import.meta.url));
-const RESULTS_DIR = `${BENCH_DIR}results/`;
-/** Quick-mode reports go under dist/ so a CI smoke run never overwrites the committed full report. */
+/** Quick-mode results and reports go under dist/ so a CI smoke run never overwrites the committed full ones. */
 const QUICK_DIR = fileURLToPath(new URL('./report-quick/', import.meta.url));
+
+/**
+ * Where a run's results go and its report reads them: bench/results/ for full
+ * runs (committed: the raw data behind bench/REPORT.md, so a run of one
+ * scenario rebuilds the report with the others' committed results), under
+ * dist/ for quick ones.
+ */
+export function resultsDir(quick: boolean): string {
+  return quick ? `${QUICK_DIR}results/` : `${BENCH_DIR}results/`;
+}
 
 interface Recorded {
   scenario: string;
@@ -29,8 +39,8 @@ interface Recorded {
   error?: { message: string } | string;
 }
 
-function load(name: string): Recorded | undefined {
-  const file = `${RESULTS_DIR}${name}.json`;
+function loadFrom(dir: string, name: string): Recorded | undefined {
+  const file = `${dir}${name}.json`;
   if (!existsSync(file)) return undefined;
   return JSON.parse(readFileSync(file, 'utf8')) as Recorded;
 }
@@ -53,6 +63,7 @@ export async function writeReport(quickRun: boolean): Promise<string> {
   const outDir = quickRun ? QUICK_DIR : BENCH_DIR;
   const CHART_DIR = `${outDir}report/`;
   const lines: string[] = [];
+  const load = (name: string): Recorded | undefined => loadFrom(resultsDir(quickRun), name);
   const limits = load('limits');
   const relay = load('relay');
   const slow = load('slow-consumer');

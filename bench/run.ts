@@ -3,9 +3,10 @@
  * (`node dist/bench/run.js`).
  *
  * Runs the named scenarios (all when none is named) one after another, writes
- * each result as JSON to bench/results/<scenario>.json together with the
- * machine's facts (CPUs, Node version, kernel, date) so numbers are never read
- * without their context, and prints one summary line per scenario.
+ * each result as JSON to bench/results/<scenario>.json (quick mode: to
+ * dist/bench/report-quick/results/, never over the committed ones) with the
+ * machine's facts (CPUs, Node version, kernel, date, commit) so numbers are
+ * never read without their context, and prints one summary line per scenario.
  *
  * `--quick` is CI's smoke mode: scenarios use fewer repetitions, and each one
  * is bounded by {@link QUICK_SCENARIO_BUDGET_MS} so the suite cannot rot into a
@@ -21,7 +22,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { arch, cpus, platform, release, totalmem } from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { relative } from 'node:path';
 import connectStorm from './connect-storm.js';
 import { killEverything } from './lib/procs.js';
 import attachStorm from './attach-storm.js';
@@ -32,7 +33,7 @@ import limits from './limits.js';
 import memory from './memory.js';
 import pool from './pool.js';
 import relay from './relay.js';
-import { writeReport } from './report.js';
+import { resultsDir, writeReport } from './report.js';
 import slowConsumer from './slow-consumer.js';
 import type { BenchOptions, BenchResult, BenchScenario } from './scenario.js';
 
@@ -42,7 +43,6 @@ export const SCENARIOS: readonly BenchScenario[] = [limits, relay, slowConsumer,
 /** Upper bound on one scenario in quick mode; the whole quick suite must stay < 2 min. */
 export const QUICK_SCENARIO_BUDGET_MS = 90_000;
 
-const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
 /** Facts about the machine written next to every result. */
 export function machineFacts(): Record<string, unknown> {
@@ -111,18 +111,19 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const selected = names.length === 0 ? SCENARIOS.filter((s) => !s.optIn) : SCENARIOS.filter((s) => names.includes(s.name));
   const opts: BenchOptions = { quick: flags.includes('--quick') };
-  mkdirSync(RESULTS_DIR, { recursive: true });
+  const dir = resultsDir(opts.quick);
+  mkdirSync(dir, { recursive: true });
 
   let failed = 0;
   for (const scenario of selected) {
     const started = performance.now();
     const record: Record<string, unknown> = { scenario: scenario.name, description: scenario.description, quick: opts.quick, machine: machineFacts() };
-    const file = `${RESULTS_DIR}${scenario.name}.json`;
+    const file = `${dir}${scenario.name}.json`;
     try {
       const result = await withBudget(scenario.run(opts), opts.quick ? QUICK_SCENARIO_BUDGET_MS : undefined, scenario.name);
       record.durationMs = Math.round(performance.now() - started);
       record.result = result;
-      console.log(`${scenario.name}: ${result.summary} (${(Number(record.durationMs) / 1000).toFixed(1)} s) → bench/results/${scenario.name}.json`);
+      console.log(`${scenario.name}: ${result.summary} (${(Number(record.durationMs) / 1000).toFixed(1)} s) → ${relative(process.cwd(), file)}`);
     } catch (err) {
       failed++;
       record.durationMs = Math.round(performance.now() - started);
