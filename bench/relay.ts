@@ -52,10 +52,40 @@ interface Plan {
    * different machines.
    */
   latencyPairs: number;
+  /**
+   * The throughput targets' cells, measured again in `targetRounds` rounds:
+   * each round runs the cell's systems back to back (free-running), the order
+   * rotating from round to round, and a target is the median of the rounds'
+   * own ratios. The table's cells take their systems' medians over runs up to
+   * 17 s apart (seven systems take turns), and one cell's repetitions spread
+   * by up to 106 % of its median on 2 shared cores: a ratio of two such
+   * medians can compare two different machines. Each cell also runs the
+   * references that say how much of the target any relay could reach here
+   * (`fed`: a relay that only parses and re-frames; `pipe`: the hop alone).
+   */
+  targetRounds: number;
+  targetCells: Array<{ workers: number; size: number; systems: SystemName[] }>;
 }
 
-const FULL: Plan = { workerCounts: [1, 4, 16, 64], sizes: [64, 1024, 65536], latencyWorkerCounts: [1, 4, 16], warmMs: 500, measureMs: 2000, latencyWarmMs: 500, latencyMs: 3000, repetitions: 3, latencyPairs: 7 };
-const QUICK: Plan = { workerCounts: [4], sizes: [1024], latencyWorkerCounts: [4], warmMs: 300, measureMs: 1000, latencyWarmMs: 300, latencyMs: 1000, repetitions: 1, latencyPairs: 1 };
+const FULL: Plan = {
+  workerCounts: [1, 4, 16, 64],
+  sizes: [64, 1024, 65536],
+  latencyWorkerCounts: [1, 4, 16],
+  warmMs: 500,
+  measureMs: 2000,
+  latencyWarmMs: 500,
+  latencyMs: 3000,
+  repetitions: 3,
+  latencyPairs: 7,
+  targetRounds: 7,
+  targetCells: [
+    { workers: 1, size: 1024, systems: ['hub', 'ws'] },
+    { workers: 1, size: 65536, systems: ['hub', 'ws', 'pipe', 'fed'] },
+    { workers: 16, size: 1024, systems: ['hub', 'ceiling', 'fed'] },
+  ],
+};
+/** Quick mode runs one round of its one cell: the code path, not a target. */
+const QUICK: Plan = { workerCounts: [4], sizes: [1024], latencyWorkerCounts: [4], warmMs: 300, measureMs: 1000, latencyWarmMs: 300, latencyMs: 1000, repetitions: 1, latencyPairs: 1, targetRounds: 1, targetCells: [{ workers: 4, size: 1024, systems: ['hub', 'ceiling', 'fed'] }] };
 
 /** Which systems each pacing mode measures: free-running all; ack-paced the hub against its references, for comparison with earlier reports. */
 export const MODE_SYSTEMS: Record<PaceMode, SystemName[]> = {
@@ -91,6 +121,7 @@ const scenario: BenchScenario = {
     const runs: ThroughputRun[] = [];
     const lat: LatencyRun[] = [];
     const pairs: LatencyPair[] = [];
+    const rounds: TargetRound[] = [];
     const log = (s: string): void => console.error(`  relay: ${s}`);
     try {
       await lab.start();
@@ -141,6 +172,20 @@ const scenario: BenchScenario = {
               log(`pair ${k + 1}/${plan.latencyPairs} N=${n}: hub p50 ${got.hub!.p50Us} p99 ${got.hub!.p99Us} µs, pipe p50 ${got.pipe!.p50Us} p99 ${got.pipe!.p99Us} µs (lost ${pair.lost.hub}/${pair.lost.pipe})`);
             }
           }
+          for (const cell of plan.targetCells.filter((c) => c.workers === n)) {
+            for (let k = 0; k < plan.targetRounds; k++) {
+              const round: TargetRound = { workers: n, size: cell.size, rates: {}, lost: {}, hubDropped: 0 };
+              for (let j = 0; j < cell.systems.length; j++) {
+                const name = cell.systems[(j + k) % cell.systems.length]!;
+                const t = await throughput(lab, systems.get(name)!, n, cell.size, plan.warmMs, plan.measureMs, { mode: 'free' });
+                round.rates[name] = t.deliveredPerSec;
+                round.lost[name] = t.lost;
+                if (name === 'hub') round.hubDropped = t.hubDropped ?? 0;
+              }
+              rounds.push(round);
+              log(`round ${k + 1}/${plan.targetRounds} N=${n} ${cell.size} B: ${Object.entries(round.rates).map(([name, v]) => `${name} ${v}`).join(', ')} msg/s`);
+            }
+          }
         } finally {
           await lab.disconnect(n);
         }
@@ -148,9 +193,32 @@ const scenario: BenchScenario = {
     } finally {
       await lab.destroy();
     }
-    return summarize(plan, runs, lat, pairs);
+    return summarize(plan, runs, lat, pairs, rounds);
   },
 };
+
+/** One round of a target cell: its systems' free-running msg/s, measured back to back. */
+export interface TargetRound {
+  workers: number;
+  size: number;
+  rates: Partial<Record<SystemName, number>>;
+  /** Each system's losses (from the workers' ledgers), and the hub's own drop count. */
+  lost: Partial<Record<SystemName, number>>;
+  hubDropped: number;
+}
+
+/** `a` against `b` in each round of a cell: the median, and every round's (undefined when the cell had no rounds). */
+export interface RoundRatio {
+  median?: number;
+  each: Array<number | undefined>;
+}
+
+function roundRatio(rounds: readonly TargetRound[], n: number, size: number, a: SystemName, b: SystemName): RoundRatio | undefined {
+  const cell = rounds.filter((r) => r.workers === n && r.size === size);
+  if (cell.length === 0) return undefined;
+  const each = cell.map((r) => ratio(r.rates[a], r.rates[b]));
+  return { median: percentile(each.filter((v): v is number => v !== undefined), 50), each };
+}
 
 /** A hub latency run and the byte pipe's, back to back. */
 export interface LatencyPair {
@@ -180,7 +248,7 @@ function latencyPair(hub: LatencyRun, pipe: LatencyRun): LatencyPair {
   };
 }
 
-function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[], pairs: LatencyPair[]): BenchResult {
+function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[], pairs: LatencyPair[], rounds: TargetRound[]): BenchResult {
   const hubRuns = runs.filter((r) => r.system === 'hub');
   const ratios = hubRuns.map((h) => {
     const vs = (s: SystemName): number | undefined => ratio(h.deliveredPerSec, findRun(runs, h.mode, s, h.workers, h.size)?.deliveredPerSec);
@@ -210,21 +278,31 @@ function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[], pairs: 
   const dropCells = hubRuns.filter((r) => r.mode === 'free' && [1, 16, 64].includes(r.workers)).map((r) => ({ workers: r.workers, size: r.size, lost: r.lost, hubDropped: r.hubDropped ?? 0 }));
   const h16 = findRun(runs, 'free', 'hub', 16, 1024);
   const free = (a: SystemName, b: SystemName, n: number, size: number): number | undefined => ratio(get('free', a, n, size), get('free', b, n, size));
+  // A throughput target is the median of its cell's rounds where there were any; else the ratio of the cell medians.
+  const byRounds = (n: number, size: number, a: SystemName, b: SystemName): number | undefined => roundRatio(rounds, n, size, a, b)?.median ?? free(a, b, n, size);
+  const fromRounds = (p: { free?: number; window?: number }, r: RoundRatio | undefined): { free?: number; window?: number } => (r?.median === undefined ? p : { ...p, free: r.median });
+  const r16 = roundRatio(rounds, 16, 1024, 'hub', 'ceiling');
+  const r1k = roundRatio(rounds, 1, 1024, 'hub', 'ws');
+  const r64 = roundRatio(rounds, 1, 65536, 'hub', 'ws');
   const targets = {
     hubVsCeiling16x1k: {
-      ratio: pair('ceiling', 16, 1024),
+      ratio: fromRounds(pair('ceiling', 16, 1024), r16),
+      rounds: r16?.each,
       target: TARGETS.hubVsCeiling16x1k,
       // How much of the ceiling reading the source costs any relay here, and the hub against that.
-      fedVsCeiling: free('fed', 'ceiling', 16, 1024),
-      hubVsFed: free('hub', 'fed', 16, 1024),
+      fedVsCeiling: byRounds(16, 1024, 'fed', 'ceiling'),
+      hubVsFed: byRounds(16, 1024, 'hub', 'fed'),
     },
-    hubVsDirect1x1k: { ratio: pair('ws', 1, 1024), target: TARGETS.hubVsDirect1x1k },
+    hubVsDirect1x1k: { ratio: fromRounds(pair('ws', 1, 1024), r1k), rounds: r1k?.each, target: TARGETS.hubVsDirect1x1k },
     hubVsDirect1x64k: {
-      ratio: pair('ws', 1, 65536),
+      ratio: fromRounds(pair('ws', 1, 65536), r64),
+      rounds: r64?.each,
       target: TARGETS.hubVsDirect1x64k,
-      // What the extra hop alone keeps of direct, and the hub against the hop.
-      pipeVsDirect: free('pipe', 'ws', 1, 65536),
-      hubVsPipe: free('hub', 'pipe', 1, 65536),
+      // What the extra hop alone keeps of direct, a relay that only parses and re-frames, and the hub against both.
+      pipeVsDirect: byRounds(1, 65536, 'pipe', 'ws'),
+      fedVsDirect: byRounds(1, 65536, 'fed', 'ws'),
+      hubVsPipe: byRounds(1, 65536, 'hub', 'pipe'),
+      hubVsFed: byRounds(1, 65536, 'hub', 'fed'),
       hubMajorGcs: findRun(runs, 'free', 'hub', 1, 65536)?.hubMajorGcs,
     },
     zeroDrops: { cells: dropCells, met: dropCells.length === 0 ? undefined : dropCells.every((c) => c.lost === 0 && c.hubDropped === 0) },
@@ -239,6 +317,11 @@ function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[], pairs: 
     const d = (drops[r.system] ??= { free: 0, window: 0 });
     d[r.mode] += r.lost;
     if (r.hubDropped !== undefined) d.hubDropped = (d.hubDropped ?? 0) + r.hubDropped;
+  }
+  for (const r of rounds) {
+    for (const [name, lost] of Object.entries(r.lost)) (drops[name] ??= { free: 0, window: 0 }).free += lost;
+    const hub = drops.hub;
+    if (hub) hub.hubDropped = (hub.hubDropped ?? 0) + r.hubDropped;
   }
   for (const p of pairs) {
     const hub = (drops.hub ??= { free: 0, window: 0 });
@@ -259,6 +342,7 @@ function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[], pairs: 
     latency: lat,
     added,
     latencyPairs: pairs,
+    targetRounds: rounds,
     ratios,
     targets,
     drops,

@@ -18,9 +18,10 @@ export interface RelayResult {
   /** Hub and byte-pipe latency runs back to back, in alternating order (relay.ts `latencyPairs`). */
   latencyPairs?: LatencyPair[];
   targets: {
-    hubVsCeiling16x1k: { ratio: { free?: number; window?: number }; target: number; fedVsCeiling?: number; hubVsFed?: number };
-    hubVsDirect1x1k: { ratio: { free?: number; window?: number }; target: number };
-    hubVsDirect1x64k: { ratio: { free?: number; window?: number }; target: number; pipeVsDirect?: number; hubVsPipe?: number; hubMajorGcs?: number };
+    /** `ratio.free` is the median of `rounds` (each round's ratio) when the cell had rounds (relay.ts `targetRounds`). */
+    hubVsCeiling16x1k: { ratio: { free?: number; window?: number }; rounds?: Array<number | undefined>; target: number; fedVsCeiling?: number; hubVsFed?: number };
+    hubVsDirect1x1k: { ratio: { free?: number; window?: number }; rounds?: Array<number | undefined>; target: number };
+    hubVsDirect1x64k: { ratio: { free?: number; window?: number }; rounds?: Array<number | undefined>; target: number; pipeVsDirect?: number; fedVsDirect?: number; hubVsPipe?: number; hubVsFed?: number; hubMajorGcs?: number };
     zeroDrops: { cells: Array<{ workers: number; size: number; lost: number; hubDropped: number }>; met?: boolean };
     /** From the median of `pairs` alternating hub/pipe runs when there were any (`p99Ratios`: each pair's). */
     addedLatency: { workers?: number; p50Us?: number; p99Ratio?: number; p99Ratios?: Array<number | undefined>; pairs?: number; targetP50Us: number; targetP99Ratio: number };
@@ -118,21 +119,26 @@ export function targetRows(relay: RelayResult | undefined, slow: SlowResult | un
   const t = relay?.targets;
   const both = (r: { free?: number; window?: number } | undefined): string => `${x(r?.free)} (ack-paced ${x(r?.window)})`;
   const atLeast = (v: number | undefined, target: number): boolean | undefined => (v === undefined ? undefined : v >= target);
+  // Read from alternating rounds (relay.ts `targetRounds`) when there were any; else from the cells' medians.
+  const how = (r: Array<number | undefined> | undefined): string => (r && r.length > 0 ? ` — median of ${r.length} alternating rounds (each: ${r.map((v) => x(v)).join(', ')})` : '');
   const runs = relay?.runs ?? [];
   const h16 = find(runs, 'free', 'hub', 16, 1024);
   const c16 = find(runs, 'free', 'ceiling', 16, 1024);
-  rows.push(`| hub ≥ ${t?.hubVsCeiling16x1k.target ?? 0.8} × pre-framed ceiling, 16 workers × 1 KiB | ${fmt(h16?.deliveredPerSec)} vs ${fmt(c16?.deliveredPerSec)} msg/s: ${both(t?.hubVsCeiling16x1k.ratio)} | ${met(atLeast(t?.hubVsCeiling16x1k.ratio.free, t?.hubVsCeiling16x1k.target ?? 0.8))} |`);
+  const r16 = t?.hubVsCeiling16x1k.rounds;
+  const cells16 = r16 && r16.length > 0 ? '' : `${fmt(h16?.deliveredPerSec)} vs ${fmt(c16?.deliveredPerSec)} msg/s: `;
+  rows.push(`| hub ≥ ${t?.hubVsCeiling16x1k.target ?? 0.8} × pre-framed ceiling, 16 workers × 1 KiB | ${cells16}${both(t?.hubVsCeiling16x1k.ratio)}${how(r16)} | ${met(atLeast(t?.hubVsCeiling16x1k.ratio.free, t?.hubVsCeiling16x1k.target ?? 0.8))} |`);
   rows.push(`| … the ceiling fed by the same source (any relay reading it), and the hub against that | fed ${x(t?.hubVsCeiling16x1k.fedVsCeiling)} of the ceiling; hub ${x(t?.hubVsCeiling16x1k.hubVsFed)} of fed | reported |`);
-  rows.push(`| hub ≥ ${t?.hubVsDirect1x1k.target ?? 1} × direct ws, 1 worker × 1 KiB | ${both(t?.hubVsDirect1x1k.ratio)} | ${met(atLeast(t?.hubVsDirect1x1k.ratio.free, t?.hubVsDirect1x1k.target ?? 1))} |`);
-  rows.push(`| hub ≥ ${t?.hubVsDirect1x64k.target ?? 0.9} × direct ws, 1 worker × 64 KiB | ${both(t?.hubVsDirect1x64k.ratio)} | ${met(atLeast(t?.hubVsDirect1x64k.ratio.free, t?.hubVsDirect1x64k.target ?? 0.9))} |`);
-  rows.push(`| … the byte pipe (the extra hop alone) against direct, and the hub against the pipe | pipe ${x(t?.hubVsDirect1x64k.pipeVsDirect)} of direct; hub ${x(t?.hubVsDirect1x64k.hubVsPipe)} of the pipe; hub full GCs in its runs: ${fmt(t?.hubVsDirect1x64k.hubMajorGcs)} | reported |`);
+  rows.push(`| hub ≥ ${t?.hubVsDirect1x1k.target ?? 1} × direct ws, 1 worker × 1 KiB | ${both(t?.hubVsDirect1x1k.ratio)}${how(t?.hubVsDirect1x1k.rounds)} | ${met(atLeast(t?.hubVsDirect1x1k.ratio.free, t?.hubVsDirect1x1k.target ?? 1))} |`);
+  rows.push(`| hub ≥ ${t?.hubVsDirect1x64k.target ?? 0.9} × direct ws, 1 worker × 64 KiB | ${both(t?.hubVsDirect1x64k.ratio)}${how(t?.hubVsDirect1x64k.rounds)} | ${met(atLeast(t?.hubVsDirect1x64k.ratio.free, t?.hubVsDirect1x64k.target ?? 0.9))} |`);
+  const fed64 = t?.hubVsDirect1x64k.fedVsDirect === undefined ? '' : `; a relay that only parses and re-frames (fed) ${x(t.hubVsDirect1x64k.fedVsDirect)} of direct, the hub ${x(t.hubVsDirect1x64k.hubVsFed)} of it`;
+  rows.push(`| … the byte pipe (the extra hop alone) against direct, and the hub against the pipe | pipe ${x(t?.hubVsDirect1x64k.pipeVsDirect)} of direct; hub ${x(t?.hubVsDirect1x64k.hubVsPipe)} of the pipe${fed64}; hub full GCs in its table runs: ${fmt(t?.hubVsDirect1x64k.hubMajorGcs)} | reported |`);
   const bad = t?.zeroDrops.cells.filter((c) => c.lost > 0 || c.hubDropped > 0) ?? [];
   const cells = t?.zeroDrops.cells.length ?? 0;
   rows.push(`| 0 drops to healthy workers, free-running, 1/16/64 workers × 64 B/1 KiB/64 KiB | ${cells === 0 ? '–' : bad.length === 0 ? `0 lost in ${cells} cells` : `lost in ${bad.length} of ${cells} cells: ${bad.map((c) => `${c.workers}×${size(c.size)} ${fmt(c.lost)}`).join(', ')}`} | ${met(t?.zeroDrops.met)} |`);
   const a = t?.addedLatency;
-  const how = a?.pairs ? ` — median of ${a.pairs} alternating hub/pipe pairs` : '';
-  rows.push(`| added latency p50 ≤ ${a?.targetP50Us ?? 100} µs over the byte pipe at ${fmt(relay?.latencyRate)} msg/s (${a?.workers === undefined ? '–' : `${a.workers} worker${a.workers > 1 ? 's' : ''}`}) | ${a?.p50Us === undefined ? '–' : `${a.p50Us >= 0 ? '+' : ''}${fmt(a.p50Us)} µs`}${how} | ${met(a?.p50Us === undefined ? undefined : a.p50Us <= a.targetP50Us)} |`);
-  rows.push(`| p99 ≤ ${a?.targetP99Ratio ?? 1.2} × the byte pipe's p99, same rate | ${x(a?.p99Ratio)}${how}${a?.p99Ratios ? ` (each pair: ${a.p99Ratios.map((r) => x(r)).join(', ')})` : ''} | ${met(a?.p99Ratio === undefined ? undefined : a.p99Ratio <= a.targetP99Ratio)} |`);
+  const howPairs = a?.pairs ? ` — median of ${a.pairs} alternating hub/pipe pairs` : '';
+  rows.push(`| added latency p50 ≤ ${a?.targetP50Us ?? 100} µs over the byte pipe at ${fmt(relay?.latencyRate)} msg/s (${a?.workers === undefined ? '–' : `${a.workers} worker${a.workers > 1 ? 's' : ''}`}) | ${a?.p50Us === undefined ? '–' : `${a.p50Us >= 0 ? '+' : ''}${fmt(a.p50Us)} µs`}${howPairs} | ${met(a?.p50Us === undefined ? undefined : a.p50Us <= a.targetP50Us)} |`);
+  rows.push(`| p99 ≤ ${a?.targetP99Ratio ?? 1.2} × the byte pipe's p99, same rate | ${x(a?.p99Ratio)}${howPairs}${a?.p99Ratios ? ` (each pair: ${a.p99Ratios.map((r) => x(r)).join(', ')})` : ''} | ${met(a?.p99Ratio === undefined ? undefined : a.p99Ratio <= a.targetP99Ratio)} |`);
   rows.push(`| hub CPU s per million deliveries, 16 × 1 KiB (lower is better; no target) | ${fmt(t?.hubCpuPerM16x1k, 2)} | reported |`);
   if (slow) {
     rows.push(`| slow consumer: the other ${slow.workers - 1} unaffected (lose nothing) | lost ${fmt(slow.healthyLost)}; throughput ${x(slow.ratios.throughput)}, p99 ${x(slow.ratios.p99)} of all-healthy | ${met(slow.healthyLost === 0)} |`);

@@ -83,7 +83,7 @@ export async function writeReport(quickRun: boolean): Promise<string> {
   lines.push(`Machine: ${String(machine.cpus)} × ${String(machine.cpuModel)}, ${fmt(Number(machine.totalMemMiB))} MiB RAM, Linux ${String(machine.kernel)}, Node ${String(machine.node)}. Every process (source, hub or broker, workers) shares these cores, and other jobs may run at the same time: compare the **ratios**, measured in the same run, not the absolute numbers.`);
   lines.push('', '| scenario | mode | commit | run at (UTC) | took |', '|---|---|---|---|---|');
   for (const r of all) lines.push(`| ${r.scenario} | ${r.quick ? 'quick' : 'full'} | ${String(r.machine.commit ?? '?')} | ${String(r.machine.date ?? '').slice(0, 19).replace('T', ' ')} | ${fmt(r.durationMs / 1000, 1)} s |`);
-  lines.push('', 'Reproduce: `npm run bench` (full, about 30 minutes on 2 cores) or `npm run bench -- --quick` (CI smoke, under 2 minutes); one scenario: `npm run bench -- relay`. Method: docs/bench.md. Raw data: bench/results/*.json.', '');
+  lines.push('', 'Reproduce: `npm run bench` (full, about 35 minutes on 2 cores) or `npm run bench -- --quick` (CI smoke, under 2 minutes); one scenario: `npm run bench -- relay`. Method: docs/bench.md. Raw data: bench/results/*.json.', '');
 
   const relayResult = relay?.result as (RelayResult & Record<string, unknown>) | undefined;
   const slowResult = slow?.result as (SlowResult & Record<string, unknown>) | undefined;
