@@ -207,12 +207,13 @@ export interface TargetRound {
   hubDropped: number;
 }
 
-/** `a` against `b` in each round of a cell: the median, and every round's (undefined when the cell had no rounds). */
+/** `a` against `b` in each round of a cell: the median, and every round's. */
 export interface RoundRatio {
   median?: number;
   each: Array<number | undefined>;
 }
 
+/** Undefined when the cell had no rounds. */
 function roundRatio(rounds: readonly TargetRound[], n: number, size: number, a: SystemName, b: SystemName): RoundRatio | undefined {
   const cell = rounds.filter((r) => r.workers === n && r.size === size);
   if (cell.length === 0) return undefined;

@@ -119,17 +119,20 @@ export function targetRows(relay: RelayResult | undefined, slow: SlowResult | un
   const t = relay?.targets;
   const both = (r: { free?: number; window?: number } | undefined): string => `${x(r?.free)} (ack-paced ${x(r?.window)})`;
   const atLeast = (v: number | undefined, target: number): boolean | undefined => (v === undefined ? undefined : v >= target);
-  // Read from alternating rounds (relay.ts `targetRounds`) when there were any; else from the cells' medians.
+  // Read from alternating rounds (relay.ts `targetRounds`) when there were any; else from the cells' medians. The
+  // ack-paced ratio always comes from the table.
   const how = (r: Array<number | undefined> | undefined): string => (r && r.length > 0 ? ` — median of ${r.length} alternating rounds (each: ${r.map((v) => x(v)).join(', ')})` : '');
+  const measured = (ratio: { free?: number; window?: number } | undefined, r: Array<number | undefined> | undefined): string =>
+    r && r.length > 0 ? `${x(ratio?.free)}${how(r)}; ack-paced ${x(ratio?.window)} (table)` : both(ratio);
   const runs = relay?.runs ?? [];
   const h16 = find(runs, 'free', 'hub', 16, 1024);
   const c16 = find(runs, 'free', 'ceiling', 16, 1024);
   const r16 = t?.hubVsCeiling16x1k.rounds;
   const cells16 = r16 && r16.length > 0 ? '' : `${fmt(h16?.deliveredPerSec)} vs ${fmt(c16?.deliveredPerSec)} msg/s: `;
-  rows.push(`| hub ≥ ${t?.hubVsCeiling16x1k.target ?? 0.8} × pre-framed ceiling, 16 workers × 1 KiB | ${cells16}${both(t?.hubVsCeiling16x1k.ratio)}${how(r16)} | ${met(atLeast(t?.hubVsCeiling16x1k.ratio.free, t?.hubVsCeiling16x1k.target ?? 0.8))} |`);
+  rows.push(`| hub ≥ ${t?.hubVsCeiling16x1k.target ?? 0.8} × pre-framed ceiling, 16 workers × 1 KiB | ${cells16}${measured(t?.hubVsCeiling16x1k.ratio, r16)} | ${met(atLeast(t?.hubVsCeiling16x1k.ratio.free, t?.hubVsCeiling16x1k.target ?? 0.8))} |`);
   rows.push(`| … the ceiling fed by the same source (any relay reading it), and the hub against that | fed ${x(t?.hubVsCeiling16x1k.fedVsCeiling)} of the ceiling; hub ${x(t?.hubVsCeiling16x1k.hubVsFed)} of fed | reported |`);
-  rows.push(`| hub ≥ ${t?.hubVsDirect1x1k.target ?? 1} × direct ws, 1 worker × 1 KiB | ${both(t?.hubVsDirect1x1k.ratio)}${how(t?.hubVsDirect1x1k.rounds)} | ${met(atLeast(t?.hubVsDirect1x1k.ratio.free, t?.hubVsDirect1x1k.target ?? 1))} |`);
-  rows.push(`| hub ≥ ${t?.hubVsDirect1x64k.target ?? 0.9} × direct ws, 1 worker × 64 KiB | ${both(t?.hubVsDirect1x64k.ratio)}${how(t?.hubVsDirect1x64k.rounds)} | ${met(atLeast(t?.hubVsDirect1x64k.ratio.free, t?.hubVsDirect1x64k.target ?? 0.9))} |`);
+  rows.push(`| hub ≥ ${t?.hubVsDirect1x1k.target ?? 1} × direct ws, 1 worker × 1 KiB | ${measured(t?.hubVsDirect1x1k.ratio, t?.hubVsDirect1x1k.rounds)} | ${met(atLeast(t?.hubVsDirect1x1k.ratio.free, t?.hubVsDirect1x1k.target ?? 1))} |`);
+  rows.push(`| hub ≥ ${t?.hubVsDirect1x64k.target ?? 0.9} × direct ws, 1 worker × 64 KiB | ${measured(t?.hubVsDirect1x64k.ratio, t?.hubVsDirect1x64k.rounds)} | ${met(atLeast(t?.hubVsDirect1x64k.ratio.free, t?.hubVsDirect1x64k.target ?? 0.9))} |`);
   const fed64 = t?.hubVsDirect1x64k.fedVsDirect === undefined ? '' : `; a relay that only parses and re-frames (fed) ${x(t.hubVsDirect1x64k.fedVsDirect)} of direct, the hub ${x(t.hubVsDirect1x64k.hubVsFed)} of it`;
   rows.push(`| … the byte pipe (the extra hop alone) against direct, and the hub against the pipe | pipe ${x(t?.hubVsDirect1x64k.pipeVsDirect)} of direct; hub ${x(t?.hubVsDirect1x64k.hubVsPipe)} of the pipe${fed64}; hub full GCs in its table runs: ${fmt(t?.hubVsDirect1x64k.hubMajorGcs)} | reported |`);
   const bad = t?.zeroDrops.cells.filter((c) => c.lost > 0 || c.hubDropped > 0) ?? [];
