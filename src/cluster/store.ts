@@ -29,6 +29,21 @@ export interface OpenStoreOptions {
   replicas?: number;
 }
 
+/** How often opening the bucket tries again after losing a concurrent create (see {@link isCreateRace}). */
+const CREATE_ATTEMPTS = 4;
+/** JetStream API error codes of a stream create that lost to a concurrent create of the same stream. */
+const CREATE_RACE_CODES = new Set([
+  10065, // subjects overlap with an existing stream: what nats-server 2.9.10 answers a create that lost the race
+  10058, // stream name already in use with a different configuration: the winner's differs (another leaseTtlMs), and
+  //        the next attempt, opening the winner's stream, reports that mismatch by name
+]);
+
+function isCreateRace(err: unknown): boolean {
+  return err instanceof Error && err.name === 'JetStreamApiError' && CREATE_RACE_CODES.has((err as Error & { code?: number }).code ?? 0);
+}
+
+type KvmCreate = InstanceType<ClusterConnection['lib']['kv']['Kvm']>['create'];
+
 /** A stoppable KV watch. */
 export interface KeyWatch {
   stop(): void;
@@ -64,11 +79,25 @@ export class ClusterStore {
     let kv: KV;
     let actualTtl: number;
     try {
-      // Reads go to the stream leader (allow_direct off): a lease check must not read a stale replica.
-      const created = await new conn.lib.kv.Kvm(conn.nc).create(bucket, {
-        ttl: ttlMs, history: 1, replicas: options.replicas ?? 1, allow_direct: false,
-        description: 'wshub cluster: upstream leases and interest',
-      });
+      const create = (): ReturnType<KvmCreate> =>
+        // Reads go to the stream leader (allow_direct off): a lease check must not read a stale replica.
+        new conn.lib.kv.Kvm(conn.nc).create(bucket, {
+          ttl: ttlMs, history: 1, replicas: options.replicas ?? 1, allow_direct: false,
+          description: 'wshub cluster: upstream leases and interest',
+        });
+      let created: Awaited<ReturnType<KvmCreate>>;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          created = await create();
+          break;
+        } catch (err) {
+          // Hubs that start together each find no stream and create it; nats-server 2.9 answers about one round of
+          // such concurrent creates in 75 with "subjects overlap" for a loser. The stream exists by then: the next
+          // attempt opens it. An unrelated stream over the same subjects fails every attempt.
+          if (attempt >= CREATE_ATTEMPTS || !isCreateRace(err)) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
+        }
+      }
       actualTtl = (await created.status()).ttl;
       // Lease operations get a JetStream timeout of a renew interval, not nats.js's 5 s: an answer later
       // than that is of no use to a lease, and a hung call must not hold up the next attempt.

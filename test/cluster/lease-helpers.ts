@@ -67,7 +67,11 @@ export interface LocalHub {
 
 export async function localHub(url: string, cluster: string, ttlMs: number, name: string, timeline: Timeline, upstream = 'feed'): Promise<LocalHub> {
   const conn = await connectCluster({ servers: url, reconnectWaitMs: 100 });
-  const store = await ClusterStore.open(conn, { cluster, leaseTtlMs: ttlMs });
+  // A connection left open when the bucket cannot be opened would keep the test process alive after its failure.
+  const store = await ClusterStore.open(conn, { cluster, leaseTtlMs: ttlMs }).catch(async (err: unknown) => {
+    await conn.close();
+    throw err;
+  });
   const lease = new Lease({ store, upstream, hubId: newHubId(), hubName: name });
   for (const ev of ['acquired', 'renewed', 'lost', 'fenced'] as const) {
     lease.on(ev, (e: { at: number; epoch: number; validUntil?: number; reason?: string }) => timeline.add({ hub: name, ev, ...e }));
