@@ -274,30 +274,28 @@ function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[], pairs: 
     pairs: usable.length,
   };
   const get = (mode: PaceMode, s: SystemName, n: number, size: number): number | undefined => findRun(runs, mode, s, n, size)?.deliveredPerSec;
-  const pair = (s: SystemName, n: number, size: number): { free?: number; window?: number } => ({ free: ratio(get('free', 'hub', n, size), get('free', s, n, size)), window: ratio(get('window', 'hub', n, size), get('window', s, n, size)) });
   // Healthy workers must lose nothing: every free-running hub cell, workers' ledgers and hub counters alike.
   const dropCells = hubRuns.filter((r) => r.mode === 'free' && [1, 16, 64].includes(r.workers)).map((r) => ({ workers: r.workers, size: r.size, lost: r.lost, hubDropped: r.hubDropped ?? 0 }));
   const h16 = findRun(runs, 'free', 'hub', 16, 1024);
   const free = (a: SystemName, b: SystemName, n: number, size: number): number | undefined => ratio(get('free', a, n, size), get('free', b, n, size));
   // A throughput target is the median of its cell's rounds where there were any; else the ratio of the cell medians.
+  // The ack-paced ratio beside it always comes from the table.
   const byRounds = (n: number, size: number, a: SystemName, b: SystemName): number | undefined => roundRatio(rounds, n, size, a, b)?.median ?? free(a, b, n, size);
-  const fromRounds = (p: { free?: number; window?: number }, r: RoundRatio | undefined): { free?: number; window?: number } => (r?.median === undefined ? p : { ...p, free: r.median });
-  const r16 = roundRatio(rounds, 16, 1024, 'hub', 'ceiling');
-  const r1k = roundRatio(rounds, 1, 1024, 'hub', 'ws');
-  const r64 = roundRatio(rounds, 1, 65536, 'hub', 'ws');
+  const hubVs = (s: SystemName, n: number, size: number): { free?: number; window?: number } => ({ free: byRounds(n, size, 'hub', s), window: ratio(get('window', 'hub', n, size), get('window', s, n, size)) });
+  const each = (s: SystemName, n: number, size: number): Array<number | undefined> | undefined => roundRatio(rounds, n, size, 'hub', s)?.each;
   const targets = {
     hubVsCeiling16x1k: {
-      ratio: fromRounds(pair('ceiling', 16, 1024), r16),
-      rounds: r16?.each,
+      ratio: hubVs('ceiling', 16, 1024),
+      rounds: each('ceiling', 16, 1024),
       target: TARGETS.hubVsCeiling16x1k,
       // How much of the ceiling reading the source costs any relay here, and the hub against that.
       fedVsCeiling: byRounds(16, 1024, 'fed', 'ceiling'),
       hubVsFed: byRounds(16, 1024, 'hub', 'fed'),
     },
-    hubVsDirect1x1k: { ratio: fromRounds(pair('ws', 1, 1024), r1k), rounds: r1k?.each, target: TARGETS.hubVsDirect1x1k },
+    hubVsDirect1x1k: { ratio: hubVs('ws', 1, 1024), rounds: each('ws', 1, 1024), target: TARGETS.hubVsDirect1x1k },
     hubVsDirect1x64k: {
-      ratio: fromRounds(pair('ws', 1, 65536), r64),
-      rounds: r64?.each,
+      ratio: hubVs('ws', 1, 65536),
+      rounds: each('ws', 1, 65536),
       target: TARGETS.hubVsDirect1x64k,
       // What the extra hop alone keeps of direct, a relay that only parses and re-frames, and the hub against both.
       pipeVsDirect: byRounds(1, 65536, 'pipe', 'ws'),
@@ -321,8 +319,8 @@ function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[], pairs: 
   }
   for (const r of rounds) {
     for (const [name, lost] of Object.entries(r.lost)) (drops[name] ??= { free: 0, window: 0 }).free += lost;
-    const hub = drops.hub;
-    if (hub) hub.hubDropped = (hub.hubDropped ?? 0) + r.hubDropped;
+    const hub = (drops.hub ??= { free: 0, window: 0 });
+    hub.hubDropped = (hub.hubDropped ?? 0) + r.hubDropped;
   }
   for (const p of pairs) {
     const hub = (drops.hub ??= { free: 0, window: 0 });

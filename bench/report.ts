@@ -63,7 +63,8 @@ export async function writeReport(quickRun: boolean): Promise<string> {
   const outDir = quickRun ? QUICK_DIR : BENCH_DIR;
   const CHART_DIR = `${outDir}report/`;
   const lines: string[] = [];
-  const load = (name: string): Recorded | undefined => loadFrom(resultsDir(quickRun), name);
+  const dir = resultsDir(quickRun);
+  const load = (name: string): Recorded | undefined => loadFrom(dir, name);
   const limits = load('limits');
   const relay = load('relay');
   const slow = load('slow-consumer');

@@ -10,6 +10,7 @@
  * differs from `leaseTtlMs` fails with `ERR_CLUSTER_BUCKET`.
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WshubError } from '../errors.js';
 import type { ClusterConnection, ClusterConnectionStatus } from './connect.js';
 import type { KV, KvWatchEntry } from './nats.js';
@@ -42,7 +43,22 @@ function isCreateRace(err: unknown): boolean {
   return err instanceof Error && err.name === 'JetStreamApiError' && CREATE_RACE_CODES.has((err as Error & { code?: number }).code ?? 0);
 }
 
-type KvmCreate = InstanceType<ClusterConnection['lib']['kv']['Kvm']>['create'];
+/** Create the bucket, or open it when it exists; a create that lost a concurrent create of it tries again. */
+async function createBucket(conn: ClusterConnection, bucket: string, ttlMs: number, replicas: number): Promise<KV> {
+  const kvm = new conn.lib.kv.Kvm(conn.nc);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      // Reads go to the stream leader (allow_direct off): a lease check must not read a stale replica.
+      return await kvm.create(bucket, { ttl: ttlMs, history: 1, replicas, allow_direct: false, description: 'wshub cluster: upstream leases and interest' });
+    } catch (err) {
+      // Hubs that start together each find no stream and create it; nats-server 2.9 answers about one round of such
+      // concurrent creates in 75 with "subjects overlap" for a loser. The stream exists by then: the next attempt
+      // opens it. An unrelated stream over the same subjects fails every attempt.
+      if (attempt >= CREATE_ATTEMPTS || !isCreateRace(err)) throw err;
+      await sleep(20 * attempt);
+    }
+  }
+}
 
 /** A stoppable KV watch. */
 export interface KeyWatch {
@@ -79,25 +95,7 @@ export class ClusterStore {
     let kv: KV;
     let actualTtl: number;
     try {
-      const create = (): ReturnType<KvmCreate> =>
-        // Reads go to the stream leader (allow_direct off): a lease check must not read a stale replica.
-        new conn.lib.kv.Kvm(conn.nc).create(bucket, {
-          ttl: ttlMs, history: 1, replicas: options.replicas ?? 1, allow_direct: false,
-          description: 'wshub cluster: upstream leases and interest',
-        });
-      let created: Awaited<ReturnType<KvmCreate>>;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          created = await create();
-          break;
-        } catch (err) {
-          // Hubs that start together each find no stream and create it; nats-server 2.9 answers about one round of
-          // such concurrent creates in 75 with "subjects overlap" for a loser. The stream exists by then: the next
-          // attempt opens it. An unrelated stream over the same subjects fails every attempt.
-          if (attempt >= CREATE_ATTEMPTS || !isCreateRace(err)) throw err;
-          await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
-        }
-      }
+      const created = await createBucket(conn, bucket, ttlMs, options.replicas ?? 1);
       actualTtl = (await created.status()).ttl;
       // Lease operations get a JetStream timeout of a renew interval, not nats.js's 5 s: an answer later
       // than that is of no use to a lease, and a hung call must not hold up the next attempt.

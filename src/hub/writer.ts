@@ -7,10 +7,9 @@
  * its poll phase) writes each connection's batch with a single
  * `socket.write` (or one writev for large frames); a batch that reaches
  * {@link EARLY_FLUSH_BYTES} is written as soon as the current callback
- * returns. Connections that got the same
- * frames — a broadcast — share one concatenated buffer, so a burst costs one
- * copy in all and one write call per connection, not one per frame per
- * connection.
+ * returns. Connections that got the same frames — a broadcast — share one
+ * concatenated buffer, so a burst costs one copy in all and one write call
+ * per connection, not one per frame per connection.
  *
  * Why the end of the turn and not a microtask after each upstream read: at
  * 64 KiB messages each read holds about one message, so writing after each
