@@ -77,6 +77,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
         // already gone
       }
     }
+    rmSync(tapDir, { recursive: true, force: true });
     process.exit(1);
   });
 }
