@@ -43,9 +43,12 @@
  * - the child gets a process group of its own, so a terminal's Ctrl-C reaches
  *   the launcher only, which forwards it once (serve's second signal means
  *   "exit now");
- * - SIGTERM, SIGINT, SIGHUP, SIGQUIT and SIGUSR2 sent to the launcher are
- *   forwarded; the launcher exits with the child's exit code, or dies of the
- *   child's signal;
+ * - SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to the
+ *   launcher are forwarded; the launcher exits with the child's exit code, or
+ *   dies of the child's signal. SIGUSR1 is node's "start the inspector": the
+ *   pid a user knows is the launcher's, and the process worth inspecting is
+ *   the hub (`--inspect-port` on the launcher's command line reaches the
+ *   child too);
  * - if the launcher itself is killed (SIGKILL), the child notices its IPC
  *   channel close and kills itself the same way, so no hub outlives its pid.
  * Starting node with the flags (`node --no-incremental-marking
@@ -61,7 +64,7 @@ export const DAEMON_NODE_FLAGS: readonly string[] = ['--no-incremental-marking']
 /** Set in the relaunched child's environment: it must not relaunch again, and it follows its launcher. */
 const RELAUNCHED_ENV = 'WSHUB_RELAUNCHED';
 
-const FORWARDED: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'];
+const FORWARDED: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
 /** The daemon flags missing from this node's command line, when `args` is a command that needs them. */
 export function missingNodeFlags(args: readonly string[], execArgv: readonly string[] = process.execArgv, env: NodeJS.ProcessEnv = process.env): string[] {

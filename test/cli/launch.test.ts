@@ -1,7 +1,8 @@
 /**
  * The launcher's relaunch (src/cli/launch.ts): `wshub serve` started without
  * the daemon's node flags runs the hub in a child node that has them; signals
- * and exit codes pass through; killing the launcher kills the hub; started
+ * and exit codes pass through (SIGUSR1 opens the inspector in the hub);
+ * killing the launcher kills the hub; started
  * with the flags, the hub runs in the launcher's own process.
  * (daemon.test.ts drives SIGHUP reload and SIGTERM drain through the same
  * relaunch.)
@@ -9,7 +10,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -71,6 +72,48 @@ test('serve without the daemon flags: the hub runs in a child node that has them
   assert.deepEqual(await s.exited, { code: 0, signal: null });
   assert.ok(s.logs.some((l) => l.msg === 'drained, exiting' && l.pid === s.hubPid), 'the hub itself drained (the signal was forwarded)');
   await eventually(() => dead(s.hubPid), 'the hub process gone');
+});
+
+/** TCP ports `pid` listens on (its socket fds matched against /proc/net/tcp{,6} listeners). */
+function listeningPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const ports: number[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    if (!existsSync(table)) continue;
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      // local_address is f[1] (hex ip:port), st is f[3] (0A: listening), inode is f[9].
+      if (f[3] === '0A' && inodes.has(f[9]!)) ports.push(parseInt(f[1]!.split(':')[1]!, 16));
+    }
+  }
+  return ports.sort((a, b) => a - b);
+}
+
+test('SIGUSR1 to the launcher opens the inspector in the hub, not in the launcher', async () => {
+  // Port 0: the inspector takes a free port; the flag reaches the hub through the launcher's execArgv.
+  const s = await serve('inspect', ['--inspect-port=0']);
+  assert.notEqual(s.hubPid, s.launcher.pid);
+  const hubBefore = listeningPorts(s.hubPid);
+  const launcherBefore = listeningPorts(s.launcher.pid!);
+  s.launcher.kill('SIGUSR1');
+  const opened = await eventually(() => {
+    const now = listeningPorts(s.hubPid).filter((p) => !hubBefore.includes(p));
+    return now.length > 0 ? now : undefined;
+  }, 'a new listening port (the inspector) in the hub process', 5_000);
+  assert.equal(opened.length, 1, `one inspector port: ${opened.join(', ')}`);
+  assert.deepEqual(listeningPorts(s.launcher.pid!), launcherBefore, 'the launcher opened no inspector of its own');
+  const list = (await (await fetch(`http://127.0.0.1:${opened[0]}/json/list`)).json()) as Array<{ type: string }>;
+  assert.ok(list.some((t) => t.type === 'node'), `the port answers as a node inspector: ${JSON.stringify(list)}`);
+  s.launcher.kill('SIGTERM');
+  assert.deepEqual(await s.exited, { code: 0, signal: null });
 });
 
 test('the launcher killed with SIGKILL takes the hub with it', async () => {
