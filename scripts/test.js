@@ -66,17 +66,20 @@ function tapSummary(path) {
   return { tests: pass + fail, pass, fail, skipped: 0, todo: 0, complete: false };
 }
 
+/** SIGKILL a file's process group: its runner, the file, whatever they forked. */
+function killGroup(pid) {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // the group is already gone
+  }
+}
+
 /** The running file's process group: a signal to this runner (Ctrl-C) ends it too, since it is not in our group. */
 let running;
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
-    if (running) {
-      try {
-        process.kill(-running, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+    if (running) killGroup(running);
     rmSync(tapDir, { recursive: true, force: true });
     process.exit(1);
   });
@@ -96,22 +99,14 @@ function runFile(file, index) {
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    try {
-      process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      child.kill('SIGKILL');
-    }
+    killGroup(child.pid);
   }, timeoutS * 1000);
   return new Promise((resolve) => {
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       running = undefined;
       // Whatever the file left behind in its group goes with it.
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // the group is already gone
-      }
+      killGroup(child.pid);
       resolve({ file: relative(root, file), code, signal, timedOut, seconds: (Date.now() - started) / 1000, summary: tapSummary(tap) });
     });
   });

@@ -11,9 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { run } from '../cli/run.js';
+import { run, type CliResult } from '../cli/run.js';
 
 const RUNNER = fileURLToPath(new URL('../../../scripts/test.js', import.meta.url));
+
+/** scripts/test.js over the test files in `dir`, each with a deadline of `deadlineS`. */
+function runner(dir: string, deadlineS: number): Promise<CliResult> {
+  return run(process.execPath, [RUNNER], { env: { WSHUB_TEST_ROOT: dir, WSHUB_TEST_FILE_TIMEOUT_S: String(deadlineS), WSHUB_TEST_REPORTER: 'dot' }, timeoutMs: 30_000 });
+}
 
 /** A temp dir whose .js files are ES modules, as the compiled tests are. */
 function testDir(): string {
@@ -27,7 +32,7 @@ test('a test file that never exits is killed at its deadline and fails the run, 
   try {
     writeFileSync(join(dir, 'a-leaks.test.js'), "import { test } from 'node:test';\ntest('passes, then leaks', () => { setInterval(() => {}, 1000); });\n");
     writeFileSync(join(dir, 'b-fine.test.js'), "import { test } from 'node:test';\ntest('fine', () => {});\n");
-    const r = await run(process.execPath, [RUNNER], { env: { WSHUB_TEST_ROOT: dir, WSHUB_TEST_FILE_TIMEOUT_S: '3', WSHUB_TEST_REPORTER: 'dot' }, timeoutMs: 30_000 });
+    const r = await runner(dir, 3);
     assert.equal(r.status, 1, r.stdout + r.stderr);
     assert.match(r.stdout, /a-leaks\.test\.js: did not exit within 3 s .*; killed; 1 of its tests had passed, 0 failed/);
     assert.doesNotMatch(r.stdout, /b-fine\.test\.js:/);
@@ -42,7 +47,7 @@ test('a run whose files all exit passes', async () => {
   const dir = testDir();
   try {
     writeFileSync(join(dir, 'fine.test.js'), "import { test } from 'node:test';\ntest('fine', () => {});\n");
-    const r = await run(process.execPath, [RUNNER], { env: { WSHUB_TEST_ROOT: dir, WSHUB_TEST_FILE_TIMEOUT_S: '20', WSHUB_TEST_REPORTER: 'dot' }, timeoutMs: 30_000 });
+    const r = await runner(dir, 20);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /1 test files in \d+ s: 1 tests, 1 passed, 0 failed/);
   } finally {
