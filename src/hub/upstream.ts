@@ -33,7 +33,7 @@ import type { UpstreamConfig } from './config.js';
 import { Handover } from './handover.js';
 import { ReadPacer, type PacerStats } from './pacer.js';
 import { Pool, type PoolStats } from './pool.js';
-import { Route, type RouteLink, type SendTag } from './route.js';
+import { Route, type Admit, type RouteLink, type SendTag } from './route.js';
 
 /** Builds the adapter of an upstream. */
 export type AdapterFactory = (host: AdapterHost, config: UpstreamConfig) => Adapter;
@@ -115,6 +115,7 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
   readonly #log: Logger;
   readonly #readerOf: HubUpstreamOptions['readerOf'];
   readonly #handover: Handover;
+  readonly #admitStream: Admit = (topic, seq) => this.#handover.admitStream(topic, seq);
   /** Worker connections whose reading this upstream paused; resumed on drain. */
   readonly #paused = new Set<PausableReader>();
   readonly #logger: Logger;
@@ -275,6 +276,7 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     this.#log.info({ event: publish ? 'holding' : 'local' }, why);
     // A follower's pool never started; a fresh one counts its epochs on from the follower's streams.
     const unused = this.#pool;
+    this.#handover.ownConnection();
     this.#pool = this.#newPool();
     unused.destroy();
     this.#pool.start();
@@ -291,6 +293,8 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
     this.#role = 'follower';
     const old = this.#pool;
     this.#retirePool(old);
+    // What the own connection delivered last is compared with the holder's stream (sequences only, handover.ts).
+    this.#handover.toStream();
     if (this.#state === 'open') {
       this.route.down(new WshubError('ERR_UPSTREAM_UNAVAILABLE', `upstream ${this.name}: ${why}`), false, { primary: true });
     }
@@ -316,7 +320,8 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
 
   /** Follower: a message from the holder, as if from the upstream (envelope epoch: one per open stream from a holder). */
   fromCluster(data: Buffer, isBinary: boolean): void {
-    if (this.#role === 'follower' && !this.#closed) this.route.fromUpstream(data, isBinary, undefined, this.#followEpoch);
+    if (this.#role !== 'follower' || this.#closed) return;
+    this.route.fromUpstream(data, isBinary, this.#handover.comparingStream ? this.#admitStream : undefined, this.#followEpoch);
   }
 
   /** Follower: the cluster link accepted more (its in-flight bytes fell under the mark). */
@@ -341,7 +346,6 @@ export class HubUpstream extends EventEmitter<HubUpstreamEvents> {
   #retirePool(old: Pool): void {
     this.#pastPools.push(old);
     if (this.#pastPools.length > KEPT_POOLS) this.#pastPools.shift();
-    this.#handover.reset();
     this.#pool = this.#newPool();
   }
 

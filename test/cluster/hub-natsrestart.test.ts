@@ -44,7 +44,8 @@ async function cluster(t: { after: (fn: () => Promise<void>) => void }, tickMs =
   feed.start();
   const counter = new ConnectionCounter(feed);
   lab.defer(() => counter.stop());
-  const upstreams = { feed: { ...demoUpstreamConfig(feed.url), onUpstreamLoss: 'hold', backoff: { minDelayMs: 50, maxDelayMs: 500 } } };
+  // `sequenceField`: a hub giving its own connection back to the holder hands over exactly (docs/cluster.md).
+  const upstreams = { feed: { ...demoUpstreamConfig(feed.url), sequenceField: 'data.seq', onUpstreamLoss: 'hold', backoff: { minDelayMs: 50, maxDelayMs: 500 } } };
   const h0 = await lab.hub({ name: 'h0', upstreams });
   await lab.settled('feed');
   const hubs = [h0, ...await Promise.all(['h1', 'h2'].map((name) => lab.hub({ name, upstreams })))];

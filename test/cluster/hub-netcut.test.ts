@@ -49,7 +49,8 @@ async function cutWorkers(lab: ClusterLab, cut: HubProcess, steady: Cut['steady'
 /** Holder h0 and follower h1 in the host namespace, then `hc` in the lab's namespace (so it follows). */
 async function cutLab(t: { after: (fn: () => Promise<void>) => void }, hc: { onNatsLoss: 'hold' | 'local'; onUpstreamLoss: 'hold' | 'close'; tickMs: number }): Promise<Cut> {
   const { lab, feed, counter } = await labWithFeed(t, hc.tickMs, { link: true });
-  const upstream = (loss: string): Record<string, Record<string, unknown>> => ({ feed: { ...demoUpstreamConfig(`ws://${lab.upstreamHost}:${feed.port}/ws`), onUpstreamLoss: loss, backoff: { minDelayMs: 50, maxDelayMs: 500 } } });
+  // `sequenceField`: the give-back after a local spell delivers nothing twice (docs/cluster.md); without it a tick may be.
+  const upstream = (loss: string): Record<string, Record<string, unknown>> => ({ feed: { ...demoUpstreamConfig(`ws://${lab.upstreamHost}:${feed.port}/ws`), sequenceField: 'data.seq', onUpstreamLoss: loss, backoff: { minDelayMs: 50, maxDelayMs: 500 } } });
   const h0 = await lab.hub({ name: 'h0', upstreams: upstream('hold') });
   await lab.settled('feed');
   const h1 = await lab.hub({ name: 'h1', upstreams: upstream('hold') });
