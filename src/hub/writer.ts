@@ -51,10 +51,11 @@ export const CONCAT_LIMIT_BYTES = 16 * 1024;
 
 /**
  * A connection's batch this large is written as soon as the current callback
- * returns instead of at the end of the loop turn: half the socket's default
- * high-water mark, so one loop turn's reads (libuv reads up to 32 × 64 KiB
- * per readable event) never pile up in a batch past the mark, where
- * deliveries to a healthy session would go to its backlog and policy.
+ * returns instead of at the end of the loop turn, so one loop turn's reads
+ * (libuv reads up to 32 × 64 KiB per readable event) reach the worker while
+ * the rest is still being parsed, not in one late write — and never pile up
+ * in a batch past a small `socketHighWaterBytes`, where deliveries to a
+ * healthy session would go to its backlog and policy.
  */
 export const EARLY_FLUSH_BYTES = 128 * 1024;
 
