@@ -32,6 +32,7 @@ export const defaults = Object.freeze({
   hub: Object.freeze({
     slowConsumer: 'drop-oldest' as const,
     maxQueueBytes: DEFAULT_MAX_QUEUE_BYTES,
+    /** With the default `maxQueueBytes`: a session's mark follows its queue (`socketHighWaterFor`, 256 KiB–4 MiB). */
     socketHighWaterBytes: DEFAULT_SOCKET_HIGH_WATER_BYTES,
     slowAfterMs: DEFAULT_SLOW_AFTER_MS,
     /** By adapter. */
