@@ -4,8 +4,8 @@
  * pacing the upstreams that feed it ({@link ReadPacer}), and its close.
  *
  * Frames go into this tick's batch while the socket keeps up (buffered bytes
- * under its high-water mark, {@link socketHighWaterFor}); past that they wait in the backlog, where
- * the slow-consumer policy applies. Earlier, at half that mark, the
+ * under its high-water mark, {@link socketHighWaterFor}); past that they
+ * wait in the backlog, where the slow-consumer policy applies. Earlier, at half that mark, the
  * connection is *behind*: it holds every upstream feeding it paused until it
  * has caught up (backlog empty, socket buffer under a quarter of the mark) —
  * or until it is found slow, after which it no longer paces anyone and only
@@ -56,11 +56,14 @@ export function socketHighWaterFor(maxQueueBytes: number): number {
  * thousand deliveries against 6.7 for the pre-framed fan-out fed by the same
  * source, and the workers woke 1.45 × as often (epoll waits 14 against 9.5
  * per thousand) and spent 1.3 × its CPU per message. With 4 MiB — the lag at
- * which that fan-out makes its source wait — the workers' wakeups matched it,
- * hub / fed at 16 × 1 KiB rose from 0.78–0.87 to 0.89–0.95 and hub / fed at
- * 1 × 64 KiB from 0.77 to 1.13 (hub CPU per message 51–57 µs against 73–81);
- * 1 MiB and 2 MiB lay between. What it costs is mostly shared: a broadcast's
- * frames are one buffer, referenced by every connection's socket.
+ * which that fan-out makes its source wait — the workers' wakeups matched it;
+ * in alternating runs hub / fed at 16 × 1 KiB went from 0.78–0.87 to
+ * 0.89–0.95 and at 1 × 64 KiB from 0.77 to 1.13 (hub CPU per message 51–57
+ * µs against 73–81), 1 MiB and 2 MiB lying between. The full bench before
+ * and after (bench/REPORT.md) saw hub / fed 0.78 → 0.83 at 16 × 1 KiB, within
+ * the machine's noise, and 0.82 → 1.04 at 1 × 64 KiB. What it costs is
+ * mostly shared: a broadcast's frames are one buffer, referenced by every
+ * connection's socket.
  * @default 4 MiB
  */
 export const DEFAULT_SOCKET_HIGH_WATER_BYTES = 4 * 1024 * 1024;

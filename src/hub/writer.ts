@@ -54,8 +54,9 @@ export const CONCAT_LIMIT_BYTES = 16 * 1024;
  * returns instead of at the end of the loop turn, so one loop turn's reads
  * (libuv reads up to 32 × 64 KiB per readable event) reach the worker while
  * the rest is still being parsed, not in one late write — and never pile up
- * in a batch past a small `socketHighWaterBytes`, where deliveries to a
- * healthy session would go to its backlog and policy.
+ * in a batch past a small socket high-water mark (a session with a small
+ * `maxQueueBytes`), where deliveries to a healthy session would go to its
+ * backlog and policy.
  */
 export const EARLY_FLUSH_BYTES = 128 * 1024;
 
