@@ -91,8 +91,6 @@ export interface OutletOptions {
   writer: TickWriter;
   policy: SlowConsumerPolicy;
   maxQueueBytes?: number | undefined;
-  /** Overrides {@link socketHighWaterFor}`(maxQueueBytes)`, for good (a reload's new bound does not change it). */
-  socketHighWaterBytes?: number | undefined;
   /** Told about every drop (count may be > 1). */
   onDrop?: (reason: DropCode, count: number, topic: string | undefined, upstream: string | undefined) => void;
 }
@@ -121,8 +119,8 @@ export class Outlet implements Batched, PacedSink {
   #state: OutletState = 'open';
   readonly #socket: Duplex;
   readonly #writer: TickWriter;
+  /** {@link socketHighWaterFor} this connection's queue bound, kept so the hot path does not recompute it. */
   #highWater: number;
-  readonly #fixedHighWater: number | undefined;
   #maxQueueBytes: number;
   readonly #onDrop: OutletOptions['onDrop'];
   #backlog: Backlog<Frame>;
@@ -158,8 +156,7 @@ export class Outlet implements Batched, PacedSink {
     this.#socket = options.socket;
     this.#writer = options.writer;
     this.#maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
-    this.#fixedHighWater = options.socketHighWaterBytes;
-    this.#highWater = this.#fixedHighWater ?? socketHighWaterFor(this.#maxQueueBytes);
+    this.#highWater = socketHighWaterFor(this.#maxQueueBytes);
     this.#onDrop = options.onDrop;
     this.#backlog = this.#newBacklog(options.policy);
     this.#socket.on('drain', () => this.refill());
@@ -189,7 +186,7 @@ export class Outlet implements Batched, PacedSink {
     if (policy === this.#backlog.policy && (maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES) === this.#maxQueueBytes) return;
     const waiting = this.#backlog.clear();
     this.#maxQueueBytes = maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
-    this.#highWater = this.#fixedHighWater ?? socketHighWaterFor(this.#maxQueueBytes);
+    this.#highWater = socketHighWaterFor(this.#maxQueueBytes);
     this.#backlog = this.#newBacklog(policy);
     for (const item of waiting) this.#enqueue(item);
   }
