@@ -1,7 +1,8 @@
 /**
  * The cluster bench's laboratory: the relay lab's ws source (the upstream)
  * and worker processes, nats-server with JetStream in a temp dir, and hub
- * daemons — each a real `wshub serve -c <file>` process, as a user runs it:
+ * daemons — each a real `wshub serve -c <file>` process, as a user runs it
+ * (bench/lib/daemon.ts):
  *
  * - the **cluster** arm: `hubs` daemons with a `cluster:` key on one NATS, all
  *   configured with the source's `/cluster` path; the first one started holds
@@ -13,32 +14,18 @@
  * runs), so arms can take turns without reconnecting. Each daemon's `/status`
  * (its one stats snapshot, with the ledger) is read over its `http:` listener.
  */
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { ChildProcess } from 'node:child_process';
 import { findNatsServer, INSTALL_NATS_SERVER, natsReadyUrl, natsServerArgs } from '../../src/cli/nats-server.js';
-import { DAEMON_NODE_FLAGS } from '../../src/cli/launch.js';
-import { RelayLab, freePort, type System } from './relay-lab.js';
+import { daemonStatus, startDaemon, waitForDaemon, type Daemon } from './daemon.js';
+import { RelayLab, type System } from './relay-lab.js';
 import { sleep } from './procs.js';
 
 /** The two arms measured against each other. */
 export type ClusterArm = 'single-hub' | 'cluster';
 
-/** The daemon's own launcher (bin/wshub.js), from dist/bench/lib/. */
-const WSHUB_BIN = fileURLToPath(new URL('../../../bin/wshub.js', import.meta.url));
-
-/** One `wshub serve` process. */
-export interface HubDaemon {
-  name: string;
+/** One `wshub serve` process, in one arm. */
+export interface HubDaemon extends Daemon {
   arm: ClusterArm;
-  proc: ChildProcess;
-  pid: number;
-  socket: string;
-  /** host:port of its status listener. */
-  http: string;
-  /** The last few KiB it printed (warnings, the reason it died). */
-  output: () => string;
 }
 
 /** The parts of `/status` the bench reads (the hub's stats snapshot; docs/observe.md). */
@@ -153,23 +140,13 @@ export class ClusterLab {
   }
 
   /** A daemon's `/status`. */
-  async status(h: HubDaemon): Promise<HubStatus> {
-    if (h.proc.exitCode !== null || h.proc.signalCode !== null) throw new Error(`${h.name} exited (${h.proc.exitCode ?? h.proc.signalCode}): ${h.output().slice(-1500)}`);
-    const res = await fetch(`http://${h.http}/status`, { signal: AbortSignal.timeout(15_000) });
-    if (!res.ok) throw new Error(`${h.name}: /status answered ${res.status}`);
-    return (await res.json()) as HubStatus;
+  status(h: HubDaemon): Promise<HubStatus> {
+    return daemonStatus<HubStatus>(h);
   }
 
   /** Poll `/status` until `check` passes; fail naming what was awaited and what the hub printed. */
-  async waitFor(h: HubDaemon, check: (s: HubStatus) => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (h.proc.exitCode !== null || h.proc.signalCode !== null) throw new Error(`${h.name} exited (${h.proc.exitCode ?? h.proc.signalCode}) while waiting for ${what}: ${h.output().slice(-1500)}`);
-      const s = await this.status(h).catch(() => undefined);
-      if (s && check(s)) return;
-      if (Date.now() > deadline) throw new Error(`waited ${timeoutMs} ms for ${what}; its output: ${h.output().slice(-1500) || '(none)'}`);
-      await sleep(50);
-    }
+  waitFor(h: HubDaemon, check: (s: HubStatus) => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+    return waitForDaemon<HubStatus>(h, check, what, timeoutMs);
   }
 
   async destroy(): Promise<void> {
@@ -189,23 +166,14 @@ export class ClusterLab {
     this.nats = { pid: proc.pid!, url, output };
   }
 
-  /** Write the daemon's config file and start `wshub serve -c` on it; resolves once its status listener answers. */
+  /** Start `wshub serve -c` on this arm's config; resolves once its status listener answers. */
   async #startHub(arm: ClusterArm, name: string, path: string, hubName: string | undefined): Promise<HubDaemon> {
-    const socket = join(this.relay.dir, `${name}.sock`);
-    const http = `127.0.0.1:${await freePort()}`;
-    const config = {
-      listen: socket,
-      http,
+    const daemon = await startDaemon(this.relay.group, this.relay.dir, name, {
       logLevel: 'warn',
       // A raw upstream with every option at its default: what a user gets.
       upstreams: { feed: { url: `ws://127.0.0.1:${this.relay.wsPort}${path}`, adapter: 'raw' } },
       ...(hubName ? { cluster: { nats: this.nats.url, name: 'bench', hubName } } : {}),
-    };
-    const file = join(this.relay.dir, `${name}.json`);
-    writeFileSync(file, JSON.stringify(config, null, 2));
-    const { proc, output } = this.relay.group.spawn(process.execPath, [...DAEMON_NODE_FLAGS, WSHUB_BIN, 'serve', '-c', file]);
-    const hub: HubDaemon = { name, arm, proc, pid: proc.pid!, socket, http, output };
-    await this.waitFor(hub, () => true, `${name} (wshub serve -c ${file}) to answer /status`);
-    return hub;
+    });
+    return { ...daemon, arm };
   }
 }
