@@ -230,3 +230,29 @@ export function floodSection(flood: FloodResult): string[] {
     '',
   ];
 }
+
+/** What bench/daemon.ts returns (the parts the report reads). */
+export interface DaemonResult {
+  cells: Array<{ workers: number; size: number; ratios: Record<string, { median?: number; each: Array<number | undefined> } | undefined> }>;
+  targets: Record<'daemonVsCeiling16x1k' | 'daemonVsDirect1x1k' | 'daemonVsDirect1x64k', { ratio?: number; target: number; daemonVsFed?: number }>;
+  lost: number;
+  daemonDropped: Record<string, number>;
+}
+
+/** The throughput targets again, on the daemon a user installs and starts (bench/daemon.ts). */
+export function daemonRows(d: DaemonResult | undefined): string[] {
+  if (!d) return [];
+  const row = (label: string, n: number, size: number, other: string, t: { ratio?: number; target: number }, extra = ''): string => {
+    const each = d.cells.find((c) => c.workers === n && c.size === size)?.ratios[other]?.each ?? [];
+    const how = each.length > 0 ? ` — median of ${each.length} alternating rounds (each: ${each.map((v) => x(v)).join(', ')})` : '';
+    return `| \`wshub serve\` from the packed package ≥ ${t.target} × ${label} | ${x(t.ratio)}${how}${extra} | ${met(t.ratio === undefined ? undefined : t.ratio >= t.target)} |`;
+  };
+  const t = d.targets;
+  const dropped = Object.values(d.daemonDropped).reduce((a, b) => a + b, 0);
+  return [
+    row('pre-framed ceiling, 16 workers × 1 KiB', 16, 1024, 'ceiling', t.daemonVsCeiling16x1k, `; fed ${x(t.daemonVsCeiling16x1k.daemonVsFed)}`),
+    row('direct ws, 1 worker × 1 KiB', 1, 1024, 'ws', t.daemonVsDirect1x1k),
+    row('direct ws, 1 worker × 64 KiB', 1, 65536, 'ws', t.daemonVsDirect1x64k),
+    `| … its losses in those runs (workers' sequence numbers; its own drop counters) | lost ${fmt(d.lost)}, dropped ${fmt(dropped)} | ${met(d.lost === 0 && dropped === 0)} |`,
+  ];
+}

@@ -14,7 +14,7 @@ import * as vega from 'vega';
 import * as vegaLite from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
 import { clusterSection, type ClusterResult } from './report-cluster.js';
-import { floodSection, fmt, latencyChart, met, relayChart, relaySection, slowSection, targetRows, x, type FloodResult, type RelayResult, type SlowResult } from './report-relay.js';
+import { daemonRows, floodSection, fmt, latencyChart, met, relayChart, relaySection, slowSection, targetRows, x, type DaemonResult, type FloodResult, type RelayResult, type SlowResult } from './report-relay.js';
 
 const BENCH_DIR = fileURLToPath(new URL('../../bench/', import.meta.url));
 /** Quick-mode results and reports go under dist/ so a CI smoke run never overwrites the committed full ones. */
@@ -75,7 +75,8 @@ export async function writeReport(quickRun: boolean): Promise<string> {
   const pool = load('pool');
   const chaos = load('chaos');
   const cluster = load('cluster');
-  const all = [limits, relay, slow, flood, connect, storm, memory, pool, cluster, chaos].filter((r): r is Recorded => r !== undefined);
+  const daemon = load('daemon');
+  const all = [limits, relay, daemon, slow, flood, connect, storm, memory, pool, cluster, chaos].filter((r): r is Recorded => r !== undefined);
   const machine: Recorded['machine'] = (relay ?? all[0])?.machine ?? {};
   const quick = all.some((r) => r.quick);
   const commits = [...new Set(all.map((r) => String(r.machine.commit ?? '?')))];
@@ -84,7 +85,7 @@ export async function writeReport(quickRun: boolean): Promise<string> {
   lines.push(`Machine: ${String(machine.cpus)} × ${String(machine.cpuModel)}, ${fmt(Number(machine.totalMemMiB))} MiB RAM, Linux ${String(machine.kernel)}, Node ${String(machine.node)}. Every process (source, hub or broker, workers) shares these cores, and other jobs may run at the same time: compare the **ratios**, measured in the same run, not the absolute numbers.`);
   lines.push('', '| scenario | mode | commit | run at (UTC) | took |', '|---|---|---|---|---|');
   for (const r of all) lines.push(`| ${r.scenario} | ${r.quick ? 'quick' : 'full'} | ${String(r.machine.commit ?? '?')} | ${String(r.machine.date ?? '').slice(0, 19).replace('T', ' ')} | ${fmt(r.durationMs / 1000, 1)} s |`);
-  lines.push('', 'Reproduce: `npm run bench` (full, about 35 minutes on 2 cores) or `npm run bench -- --quick` (CI smoke, under 2 minutes); one scenario: `npm run bench -- relay`. Method: docs/bench.md. Raw data: bench/results/*.json.', '');
+  lines.push('', 'Reproduce: `npm run bench` (full, about 38 minutes on 2 cores) or `npm run bench -- --quick` (CI smoke, under 2 minutes); one scenario: `npm run bench -- relay`. Method: docs/bench.md. Raw data: bench/results/*.json.', '');
 
   const relayResult = relay?.result as (RelayResult & Record<string, unknown>) | undefined;
   const slowResult = slow?.result as (SlowResult & Record<string, unknown>) | undefined;
@@ -95,6 +96,7 @@ export async function writeReport(quickRun: boolean): Promise<string> {
   // ── Targets ──
   lines.push('## Targets', '', 'Relay figures are for the free-running source (ack-paced in brackets), the hub with its default options.', '', '| target | measured | result |', '|---|---|---|');
   lines.push(...targetRows(relayResult, slowResult, floodResult));
+  lines.push(...daemonRows(daemon?.result as DaemonResult | undefined));
   const memTop = memResult?.ratios.find((r) => r.sessions === 10_000);
   lines.push(`| idle session < 16 KiB at 10,000 sessions | ${fmt(memTop?.hubBytes)} B (plain ws ${fmt(memTop?.wsBytes)} B, ${x(memTop?.ratio)}) | ${met(memTop === undefined ? undefined : memTop.hubBytes < 16 * 1024)} |`);
   lines.push('');
@@ -136,6 +138,7 @@ export async function writeReport(quickRun: boolean): Promise<string> {
     if (rec.result) lines.push(rec.result.summary, '', ...extra);
     else lines.push(`FAILED: ${typeof rec.error === 'string' ? rec.error : rec.error?.message}`, '');
   };
+  section('Daemon: the throughput targets on `wshub serve` from the packed package', daemon);
   section('Slow consumer: one of 16 workers stops reading', slow, slowResult ? slowSection(slowResult) : []);
   section('Flood: one worker floods sends to a slow upstream', flood, floodResult ? floodSection(floodResult) : []);
   const stormR = storm?.result as { runs: Record<'hub' | 'ws', Array<{ opened: number; allOpenMs: number; failures: Record<string, number> }>>; median: { hubAllOpenMs?: number; wsAllOpenMs?: number } } | undefined;

@@ -24,6 +24,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { arch, cpus, platform, release, totalmem } from 'node:os';
 import { relative } from 'node:path';
 import connectStorm from './connect-storm.js';
+import daemon from './daemon.js';
 import { killEverything } from './lib/procs.js';
 import attachStorm from './attach-storm.js';
 import chaos from './chaos.js';
@@ -38,7 +39,7 @@ import slowConsumer from './slow-consumer.js';
 import type { BenchOptions, BenchResult, BenchScenario } from './scenario.js';
 
 /** Every scenario, in the order `npm run bench` runs them. */
-export const SCENARIOS: readonly BenchScenario[] = [limits, relay, slowConsumer, flood, connectStorm, attachStorm, memory, pool, cluster, chaos];
+export const SCENARIOS: readonly BenchScenario[] = [limits, relay, daemon, slowConsumer, flood, connectStorm, attachStorm, memory, pool, cluster, chaos];
 
 /** Upper bound on one scenario in quick mode; the whole quick suite must stay < 2 min. */
 export const QUICK_SCENARIO_BUDGET_MS = 90_000;

@@ -1,0 +1,134 @@
+/**
+ * Daemon: the relay's throughput targets measured on the hub as a user runs
+ * it — `wshub serve` from the packed package (`npm pack`, `npm install` of the
+ * tarball into an empty project; bench/lib/daemon.ts), started through its
+ * launcher with a config naming only the upstream, the socket and the status
+ * listener (every hub option at its default), fed by the same free-running ws
+ * source. The relay scenario measures the same `Hub` hosted in a bench
+ * fixture; this one answers whether what a user installs and starts behaves
+ * the same.
+ *
+ * Each cell of the relay's targets (1 × 1 KiB and 1 × 64 KiB against direct
+ * ws; 16 × 1 KiB against the pre-framed ceiling and the fed fan-out) runs in
+ * rounds, its systems back to back in an order rotating from round to round,
+ * and a ratio is the median of the rounds' own ratios (bench/relay.ts says why).
+ * A fresh daemon is cold, so each cell begins with one uncounted daemon run.
+ * Losses are counted at the workers from sequence numbers, and the daemon's
+ * own drop counters are read from its `/status` at the end.
+ */
+import { daemonStatus, installPacked, startDaemon, waitForDaemon, type Daemon } from './lib/daemon.js';
+import { RelayLab, type System, type SystemName } from './lib/relay-lab.js';
+import { throughput } from './lib/runs.js';
+import { TARGETS } from './relay.js';
+import { percentile, round, type BenchResult, type BenchScenario } from './scenario.js';
+
+type Name = 'daemon' | SystemName;
+
+interface Cell {
+  workers: number;
+  size: number;
+  /** The daemon first; each ratio is the daemon against one of the others. */
+  systems: Name[];
+}
+
+const FULL = { rounds: 7, warmMs: 500, measureMs: 2000, cells: [
+  { workers: 1, size: 1024, systems: ['daemon', 'ws'] },
+  { workers: 1, size: 65536, systems: ['daemon', 'ws'] },
+  { workers: 16, size: 1024, systems: ['daemon', 'ceiling', 'fed'] },
+] as Cell[] };
+/** Quick mode: one round of one cell — the code path (pack, install, serve), not a target. */
+const QUICK = { rounds: 1, warmMs: 300, measureMs: 1000, cells: [{ workers: 4, size: 1024, systems: ['daemon', 'ceiling', 'fed'] }] as Cell[] };
+
+interface Status {
+  pid: number;
+  upstreams: Array<{ client: { state: string } }>;
+  connections: unknown[];
+  dropped: Record<string, number>;
+}
+
+interface CellResult extends Cell {
+  rounds: Array<Partial<Record<Name, number>>>;
+  lost: Partial<Record<Name, number>>;
+  /** The daemon against each other system: the median of the rounds' ratios, and each round's. */
+  ratios: Partial<Record<Name, { median?: number; each: Array<number | undefined> }>>;
+}
+
+function daemonSystem(lab: RelayLab, d: Daemon): System<Name> {
+  return { name: 'daemon', fanoutPid: d.pid, source: lab.wsSource, target: 'hub', sourceClients: () => 1, connect: { kind: 'ws', url: `ws+unix://${d.socket}:/u/feed` } };
+}
+
+const scenario: BenchScenario = {
+  name: 'daemon',
+  description: 'the relay targets on `wshub serve` from the packed package (npm pack + npm install), every option at its default, free-running source: vs direct ws, the pre-framed ceiling and the fed fan-out, alternating rounds',
+  async run({ quick }): Promise<BenchResult> {
+    const plan = quick ? QUICK : FULL;
+    const log = (s: string): void => console.error(`  daemon: ${s}`);
+    const lab = new RelayLab();
+    const cells: CellResult[] = [];
+    try {
+      await lab.start();
+      const t0 = Date.now();
+      const bin = installPacked(lab.dir);
+      log(`packed and installed in ${Date.now() - t0} ms: ${bin}`);
+      const daemon = await startDaemon(lab.group, lab.dir, 'daemon', { upstreams: { feed: { url: `ws://127.0.0.1:${lab.wsPort}/hub`, adapter: 'raw' } } }, bin);
+      await waitForDaemon<Status>(daemon, (s) => s.upstreams[0]?.client.state === 'open', 'the daemon\'s upstream to open');
+      await lab.ensureWorkers(Math.max(...plan.cells.map((c) => c.workers)));
+      for (const cell of plan.cells) {
+        const n = cell.workers;
+        const systems = new Map<Name, System<Name>>();
+        for (const name of cell.systems) {
+          const system = name === 'daemon' ? daemonSystem(lab, daemon) : ((await lab.system(name)) as System<Name>);
+          await lab.connect(system, n);
+          systems.set(name, system);
+        }
+        const result: CellResult = { ...cell, rounds: [], lost: {}, ratios: {} };
+        try {
+          await throughput(lab, systems.get('daemon')!, n, cell.size, plan.warmMs, plan.measureMs, { mode: 'free' });
+          for (let k = 0; k < plan.rounds; k++) {
+            const rates: Partial<Record<Name, number>> = {};
+            for (let j = 0; j < cell.systems.length; j++) {
+              const name = cell.systems[(j + k) % cell.systems.length]!;
+              const t = await throughput(lab, systems.get(name)!, n, cell.size, plan.warmMs, plan.measureMs, { mode: 'free' });
+              rates[name] = t.deliveredPerSec;
+              result.lost[name] = (result.lost[name] ?? 0) + t.lost;
+            }
+            result.rounds.push(rates);
+            log(`round ${k + 1}/${plan.rounds} N=${n} ${cell.size} B: ${Object.entries(rates).map(([s, v]) => `${s} ${v}`).join(', ')} msg/s`);
+          }
+        } finally {
+          await lab.disconnect(n);
+        }
+        for (const other of cell.systems.slice(1)) {
+          const each = result.rounds.map((r) => (r.daemon === undefined || !r[other] ? undefined : round(r.daemon / r[other], 2)));
+          result.ratios[other] = { median: percentile(each.filter((v): v is number => v !== undefined), 50), each };
+        }
+        cells.push(result);
+      }
+      const status = await daemonStatus<Status>(daemon);
+      return summarize(cells, status.dropped);
+    } finally {
+      await lab.destroy();
+    }
+  },
+};
+
+function summarize(cells: CellResult[], daemonDropped: Record<string, number>): BenchResult {
+  const ratio = (n: number, size: number, other: Name): number | undefined => cells.find((c) => c.workers === n && c.size === size)?.ratios[other]?.median;
+  const targets = {
+    daemonVsCeiling16x1k: { ratio: ratio(16, 1024, 'ceiling'), target: TARGETS.hubVsCeiling16x1k, daemonVsFed: ratio(16, 1024, 'fed') },
+    daemonVsDirect1x1k: { ratio: ratio(1, 1024, 'ws'), target: TARGETS.hubVsDirect1x1k },
+    daemonVsDirect1x64k: { ratio: ratio(1, 65536, 'ws'), target: TARGETS.hubVsDirect1x64k },
+  };
+  const lost = cells.reduce((a, c) => a + (c.lost.daemon ?? 0), 0);
+  const dropped = Object.values(daemonDropped).reduce((a, b) => a + b, 0);
+  const parts = cells.map((c) => `${c.workers} × ${c.size} B: ${c.systems.slice(1).map((o) => `×${c.ratios[o]?.median ?? '?'} ${o}`).join(', ')}`);
+  return {
+    summary: `wshub serve from the packed package, medians of ${cells[0]?.rounds.length ?? 0} alternating rounds: ${parts.join('; ')}; lost ${lost}, daemon dropped ${dropped}`,
+    cells,
+    targets,
+    lost,
+    daemonDropped,
+  };
+}
+
+export default scenario;
