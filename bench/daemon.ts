@@ -83,7 +83,8 @@ const scenario: BenchScenario = {
         }
         const result: CellResult = { ...cell, rounds: [], lost: {}, ratios: {} };
         try {
-          await throughput(lab, systems.get('daemon')!, n, cell.size, plan.warmMs, plan.measureMs, { mode: 'free' });
+          // The warm-up's rate is not counted; its losses are.
+          result.lost.daemon = (await throughput(lab, systems.get('daemon')!, n, cell.size, plan.warmMs, plan.measureMs, { mode: 'free' })).lost;
           for (let k = 0; k < plan.rounds; k++) {
             const rates: Partial<Record<Name, number>> = {};
             for (let j = 0; j < cell.systems.length; j++) {
