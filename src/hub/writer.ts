@@ -6,8 +6,8 @@
  * batch, and a `setImmediate` at the end of the turn (after every read of
  * its poll phase) writes each connection's batch with a single
  * `socket.write` (or one writev for large frames); a batch that reaches
- * {@link EARLY_FLUSH_BYTES} is written as soon as the current callback
- * returns. Connections that got the same frames — a broadcast — share one
+ * its connection's early-flush size (`earlyFlushFor` in outlet.ts) is
+ * written as soon as the current callback returns. Connections that got the same frames — a broadcast — share one
  * concatenated buffer, so a burst costs one copy in all and one write call
  * per connection, not one per frame per connection.
  *
@@ -48,17 +48,6 @@ export interface Batched {
  * s part by part, alternating runs).
  */
 export const CONCAT_LIMIT_BYTES = 16 * 1024;
-
-/**
- * A connection's batch this large is written as soon as the current callback
- * returns instead of at the end of the loop turn, so one loop turn's reads
- * (libuv reads up to 32 × 64 KiB per readable event) reach the worker while
- * the rest is still being parsed, not in one late write — and never pile up
- * in a batch past a small socket high-water mark (a session with a small
- * `maxQueueBytes`), where deliveries to a healthy session would go to its
- * backlog and policy.
- */
-export const EARLY_FLUSH_BYTES = 128 * 1024;
 
 /**
  * The frames batched between two flushes, in the order they were delivered,
@@ -154,7 +143,7 @@ export class TickWriter {
     setImmediate(this.#flushImmediate);
   }
 
-  /** A batch reached {@link EARLY_FLUSH_BYTES}: write every batch as soon as the current callback returns. */
+  /** A batch reached its early-flush size: write every batch as soon as the current callback returns. */
   flushEarly(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
