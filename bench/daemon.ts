@@ -9,7 +9,8 @@
  * the same.
  *
  * Each cell of the relay's targets (1 × 1 KiB and 1 × 64 KiB against direct
- * ws; 16 × 1 KiB against the pre-framed ceiling and the fed fan-out) runs in
+ * ws, the latter with the byte pipe and the fed fan-out beside it; 16 × 1
+ * KiB against the pre-framed ceiling and the fed fan-out) runs in
  * rounds, its systems back to back in an order rotating from round to round,
  * and a ratio is the median of the rounds' own ratios (bench/relay.ts says why).
  * Every process here starts cold — the daemon, the references and the
@@ -40,7 +41,8 @@ interface Cell {
 
 const FULL = { rounds: 7, warmMs: 500, measureMs: 2000, cells: [
   { workers: 1, size: 1024, systems: ['daemon', 'ws'] },
-  { workers: 1, size: 65536, systems: ['daemon', 'ws'] },
+  // With the references that say what any extra hop keeps of direct here: the byte pipe, and a relay that only parses and re-frames.
+  { workers: 1, size: 65536, systems: ['daemon', 'ws', 'pipe', 'fed'] },
   { workers: 16, size: 1024, systems: ['daemon', 'ceiling', 'fed'] },
 ] as Cell[] };
 /** Quick mode: one round of one cell — the code path (pack, install, serve), not a target. */
@@ -134,10 +136,13 @@ function summarize(cells: CellResult[], daemonDropped: Record<string, number>): 
   // The daemon's CPU per delivery against the fed fan-out's (a relay that only parses and re-frames), median of the rounds.
   const cell16 = cells.find((c) => c.workers === 16 && c.size === 1024);
   const cpuVsFed = cell16 ? percentile(cell16.cpuPerM.flatMap((c) => (c.daemon && c.fed ? [c.daemon / c.fed] : [])), 50) : undefined;
+  // What the extra hop alone keeps of direct at 1 × 64 KiB: the byte pipe against direct ws, median of the rounds.
+  const cell64 = cells.find((c) => c.workers === 1 && c.size === 65536);
+  const pipeVsDirect = cell64 ? percentile(cell64.rounds.flatMap((r) => (r.pipe && r.ws ? [r.pipe / r.ws] : [])), 50) : undefined;
   const targets = {
     daemonVsCeiling16x1k: { ratio: ratio(16, 1024, 'ceiling'), target: TARGETS.hubVsCeiling16x1k, daemonVsFed: ratio(16, 1024, 'fed'), cpuVsFed: cpuVsFed === undefined ? undefined : round(cpuVsFed, 2) },
     daemonVsDirect1x1k: { ratio: ratio(1, 1024, 'ws'), target: TARGETS.hubVsDirect1x1k },
-    daemonVsDirect1x64k: { ratio: ratio(1, 65536, 'ws'), target: TARGETS.hubVsDirect1x64k },
+    daemonVsDirect1x64k: { ratio: ratio(1, 65536, 'ws'), target: TARGETS.hubVsDirect1x64k, pipeVsDirect: pipeVsDirect === undefined ? undefined : round(pipeVsDirect, 2), daemonVsPipe: ratio(1, 65536, 'pipe'), daemonVsFed: ratio(1, 65536, 'fed') },
   };
   const lost = cells.reduce((a, c) => a + (c.lost.daemon ?? 0), 0);
   const dropped = Object.values(daemonDropped).reduce((a, b) => a + b, 0);

@@ -234,7 +234,7 @@ export function floodSection(flood: FloodResult): string[] {
 /** What bench/daemon.ts returns (the parts the report reads). */
 export interface DaemonResult {
   cells: Array<{ workers: number; size: number; ratios: Record<string, { median?: number; each: Array<number | undefined> } | undefined> }>;
-  targets: Record<'daemonVsCeiling16x1k' | 'daemonVsDirect1x1k' | 'daemonVsDirect1x64k', { ratio?: number; target: number; daemonVsFed?: number; cpuVsFed?: number }>;
+  targets: Record<'daemonVsCeiling16x1k' | 'daemonVsDirect1x1k' | 'daemonVsDirect1x64k', { ratio?: number; target: number; daemonVsFed?: number; cpuVsFed?: number; pipeVsDirect?: number; daemonVsPipe?: number }>;
   lost: number;
   daemonDropped: Record<string, number>;
 }
@@ -252,7 +252,7 @@ export function daemonRows(d: DaemonResult | undefined): string[] {
   return [
     row('pre-framed ceiling, 16 workers × 1 KiB', 16, 1024, 'ceiling', t.daemonVsCeiling16x1k, `; fed ${x(t.daemonVsCeiling16x1k.daemonVsFed)}; the daemon's CPU per delivery ${x(t.daemonVsCeiling16x1k.cpuVsFed)} of fed's`),
     row('direct ws, 1 worker × 1 KiB', 1, 1024, 'ws', t.daemonVsDirect1x1k),
-    row('direct ws, 1 worker × 64 KiB', 1, 65536, 'ws', t.daemonVsDirect1x64k),
+    row('direct ws, 1 worker × 64 KiB', 1, 65536, 'ws', t.daemonVsDirect1x64k, t.daemonVsDirect1x64k.pipeVsDirect === undefined ? '' : `; the byte pipe (the extra hop alone) ${x(t.daemonVsDirect1x64k.pipeVsDirect)} of direct, the daemon ${x(t.daemonVsDirect1x64k.daemonVsPipe)} of the pipe and ${x(t.daemonVsDirect1x64k.daemonVsFed)} of fed`),
     `| … its losses in those runs (workers' sequence numbers; its own drop counters) | lost ${fmt(d.lost)}, dropped ${fmt(dropped)} | ${met(d.lost === 0 && dropped === 0)} |`,
   ];
 }
