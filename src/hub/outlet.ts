@@ -85,7 +85,8 @@ export const MIN_SOCKET_HIGH_WATER_BYTES = 256 * 1024;
  * KiB, hub CPU 4.2–4.4 against 5.0–5.2 µs per message, the worker's 2.0–2.1
  * against 2.3–2.5, throughput ×1.10 and ×1.15; 16 × 1 KiB, hub 0.41–0.42
  * against 0.44–0.47 µs per delivery, the workers' 1.41–1.50 against
- * 1.54–1.57, throughput ×1.01 and ×1.09; 1 × 64 KiB no difference (×0.98).
+ * 1.54–1.57, throughput ×1.01 and ×1.09; 1 × 64 KiB no difference (one run,
+ * ×0.98).
  */
 export function earlyFlushFor(highWater: number): number {
   return Math.floor(highWater / 4);

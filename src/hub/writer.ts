@@ -5,11 +5,12 @@
  * {@link FrameLog}, each connection keeping the ranges of it that are its
  * batch, and a `setImmediate` at the end of the turn (after every read of
  * its poll phase) writes each connection's batch with a single
- * `socket.write` (or one writev for large frames); a batch that reaches
- * its connection's early-flush size (`earlyFlushFor` in outlet.ts) is
- * written as soon as the current callback returns. Connections that got the same frames — a broadcast — share one
- * concatenated buffer, so a burst costs one copy in all and one write call
- * per connection, not one per frame per connection.
+ * `socket.write` (or one writev for large frames); a batch that reaches its
+ * connection's early-flush size (`earlyFlushFor` in outlet.ts) is written as
+ * soon as the current callback returns. Connections that got the same
+ * frames — a broadcast — share one concatenated buffer, so a burst costs one
+ * copy in all and one write call per connection, not one per frame per
+ * connection.
  *
  * Why the end of the turn and not a microtask after each upstream read: at
  * 64 KiB messages each read holds about one message, so writing after each
