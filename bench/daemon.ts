@@ -28,8 +28,8 @@
 import { daemonStatus, installPacked, startDaemon, waitForDaemon, type Daemon } from './lib/daemon.js';
 import { RelayLab, type System, type SystemName } from './lib/relay-lab.js';
 import { throughput } from './lib/runs.js';
-import { TARGETS } from './relay.js';
-import { percentile, round, type BenchResult, type BenchScenario } from './scenario.js';
+import { TARGETS, eachRoundRatio } from './relay.js';
+import type { BenchResult, BenchScenario } from './scenario.js';
 
 type Name = 'daemon' | SystemName;
 
@@ -118,10 +118,7 @@ const scenario: BenchScenario = {
         } finally {
           await lab.disconnect(n);
         }
-        for (const other of cell.systems.slice(1)) {
-          const each = result.rounds.map((r) => (r.daemon === undefined || !r[other] ? undefined : round(r.daemon / r[other], 2)));
-          result.ratios[other] = { median: percentile(each.filter((v): v is number => v !== undefined), 50), each };
-        }
+        for (const other of cell.systems.slice(1)) result.ratios[other] = eachRoundRatio(result.rounds, 'daemon', other);
         cells.push(result);
       }
       const status = await daemonStatus<Status>(daemon);
@@ -133,17 +130,18 @@ const scenario: BenchScenario = {
 };
 
 function summarize(cells: CellResult[], daemonDropped: Record<string, number>): BenchResult {
-  const ratio = (n: number, size: number, other: Name): number | undefined => cells.find((c) => c.workers === n && c.size === size)?.ratios[other]?.median;
-  // The daemon's CPU per delivery against the fed fan-out's (a relay that only parses and re-frames), median of the rounds.
-  const cell16 = cells.find((c) => c.workers === 16 && c.size === 1024);
-  const cpuVsFed = cell16 ? percentile(cell16.cpuPerM.flatMap((c) => (c.daemon && c.fed ? [c.daemon / c.fed] : [])), 50) : undefined;
-  // What the extra hop alone keeps of direct at 1 × 64 KiB: the byte pipe against direct ws, median of the rounds.
-  const cell64 = cells.find((c) => c.workers === 1 && c.size === 65536);
-  const pipeVsDirect = cell64 ? percentile(cell64.rounds.flatMap((r) => (r.pipe && r.ws ? [r.pipe / r.ws] : [])), 50) : undefined;
+  const cell = (n: number, size: number): CellResult | undefined => cells.find((c) => c.workers === n && c.size === size);
+  const ratio = (n: number, size: number, other: Name): number | undefined => cell(n, size)?.ratios[other]?.median;
+  // The daemon's CPU per delivery against the fed fan-out's (a relay that only parses and re-frames).
+  const cell16 = cell(16, 1024);
+  const cpuVsFed = cell16 ? eachRoundRatio(cell16.cpuPerM, 'daemon', 'fed').median : undefined;
+  // What the extra hop alone keeps of direct at 1 × 64 KiB: the byte pipe against direct ws.
+  const cell64 = cell(1, 65536);
+  const pipeVsDirect = cell64 ? eachRoundRatio(cell64.rounds, 'pipe', 'ws').median : undefined;
   const targets = {
-    daemonVsCeiling16x1k: { ratio: ratio(16, 1024, 'ceiling'), target: TARGETS.hubVsCeiling16x1k, daemonVsFed: ratio(16, 1024, 'fed'), cpuVsFed: cpuVsFed === undefined ? undefined : round(cpuVsFed, 2) },
+    daemonVsCeiling16x1k: { ratio: ratio(16, 1024, 'ceiling'), target: TARGETS.hubVsCeiling16x1k, daemonVsFed: ratio(16, 1024, 'fed'), cpuVsFed },
     daemonVsDirect1x1k: { ratio: ratio(1, 1024, 'ws'), target: TARGETS.hubVsDirect1x1k },
-    daemonVsDirect1x64k: { ratio: ratio(1, 65536, 'ws'), target: TARGETS.hubVsDirect1x64k, pipeVsDirect: pipeVsDirect === undefined ? undefined : round(pipeVsDirect, 2), daemonVsPipe: ratio(1, 65536, 'pipe'), daemonVsFed: ratio(1, 65536, 'fed') },
+    daemonVsDirect1x64k: { ratio: ratio(1, 65536, 'ws'), target: TARGETS.hubVsDirect1x64k, pipeVsDirect, daemonVsPipe: ratio(1, 65536, 'pipe'), daemonVsFed: ratio(1, 65536, 'fed') },
   };
   const lost = cells.reduce((a, c) => a + (c.lost.daemon ?? 0), 0);
   const dropped = Object.values(daemonDropped).reduce((a, b) => a + b, 0);

@@ -213,12 +213,16 @@ export interface RoundRatio {
   each: Array<number | undefined>;
 }
 
+/** `a` against `b` in each of a cell's rounds (a figure per system per round: msg/s, CPU s/M): every round's ratio, and their median. */
+export function eachRoundRatio<N extends string>(rounds: ReadonlyArray<Partial<Record<N, number>>>, a: N, b: N): RoundRatio {
+  const each = rounds.map((r) => ratio(r[a], r[b]));
+  return { median: percentile(each.filter((v): v is number => v !== undefined), 50), each };
+}
+
 /** Undefined when the cell had no rounds. */
 function roundRatio(rounds: readonly TargetRound[], n: number, size: number, a: SystemName, b: SystemName): RoundRatio | undefined {
   const cell = rounds.filter((r) => r.workers === n && r.size === size);
-  if (cell.length === 0) return undefined;
-  const each = cell.map((r) => ratio(r.rates[a], r.rates[b]));
-  return { median: percentile(each.filter((v): v is number => v !== undefined), 50), each };
+  return cell.length === 0 ? undefined : eachRoundRatio(cell.map((r) => r.rates), a, b);
 }
 
 /** A hub latency run and the byte pipe's, back to back. */
