@@ -7,7 +7,7 @@
  * CPU time and RSS are read from /proc so they are the child's own, whatever
  * it is (a Node fixture or nats-server).
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DAEMON_NODE_FLAGS } from '../../src/cli/launch.js';
@@ -103,6 +103,11 @@ export function killEverything(): void {
 export class ProcessGroup {
   readonly #procs = new Set<ChildProcess>();
 
+  /** The pids of its live processes. */
+  get pids(): number[] {
+    return [...this.#procs].flatMap((p) => (p.pid === undefined || p.exitCode !== null || p.signalCode !== null ? [] : [p.pid]));
+  }
+
   /**
    * Fork the hub host (fixtures/hub-host.ts) with a hub config, under the node
    * flags `wshub serve` runs with (src/cli/launch.ts), then `execArgv`.
@@ -178,4 +183,34 @@ export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const m = /VmRSS:\s+(\d+) kB/.exec(status);
   return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/**
+ * Run processes `pids` (every thread of each) on the CPUs `cpus` only
+ * (`taskset`, util-linux), e.g. `'0'` or `'1-3'`. Throws, naming what is
+ * missing, on a machine without `taskset`.
+ */
+export function pinToCpus(pids: readonly number[], cpus: string): void {
+  for (const pid of pids) {
+    try {
+      execFileSync('taskset', ['--all-tasks', '--cpu-list', '--pid', cpus, String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
+      if (e.code === 'ENOENT') throw new Error('taskset (util-linux) is needed to place benchmark processes on CPUs; install util-linux');
+      throw new Error(`taskset ${cpus} ${pid}: ${e.stderr?.toString().trim() || e.message}`);
+    }
+  }
+}
+
+/** The CPUs process `pid` may run on (its `Cpus_allowed_list` in /proc), in order. */
+export function allowedCpus(pid: number | 'self' = 'self'): number[] {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const list = /Cpus_allowed_list:\s*(\S+)/.exec(status)?.[1];
+  if (!list) throw new Error(`/proc/${pid}/status has no Cpus_allowed_list`);
+  const cpus: number[] = [];
+  for (const range of list.split(',')) {
+    const [a, b] = range.split('-').map(Number);
+    for (let c = a!; c <= (b ?? a!); c++) cpus.push(c);
+  }
+  return cpus;
 }

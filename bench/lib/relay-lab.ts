@@ -15,7 +15,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findNatsServer, INSTALL_NATS_SERVER } from '../../src/cli/nats-server.js';
-import { sleep, type Fixture, ProcessGroup } from './procs.js';
+import { allowedCpus, pinToCpus, sleep, type Fixture, ProcessGroup } from './procs.js';
 
 export type SystemName = 'hub' | 'ceiling' | 'fed' | 'pipe' | 'ws' | 'socket.io' | 'nats';
 
@@ -177,6 +177,31 @@ export class RelayLab {
       case 'nats':
         return this.natsSystem();
     }
+  }
+
+  /**
+   * Give the ws source the first CPU this process may use, and every other
+   * process of the lab (the systems under test, their workers) the rest,
+   * until {@link shareCpus}: as in production, where the upstream runs on
+   * another machine and the relay and its workers have their cores to
+   * themselves. The pre-framed ceiling makes its messages itself and has no
+   * source to share its cores with; a relay reading the ws source on the
+   * same two cores gives part of them to it — measured at 16 × 1 KiB, a
+   * relay that only parses and re-frames (`fed`) kept ×0.78–0.90 of the
+   * ceiling with the source beside it and ×1.01–1.14 with the source on a CPU of
+   * its own. Needs at least two CPUs and `taskset`; throws otherwise.
+   */
+  isolateSource(): void {
+    const cpus = allowedCpus();
+    if (cpus.length < 2) throw new Error(`isolating the source needs at least 2 CPUs; this process may use ${cpus.length}`);
+    const source = this.wsSource.pid;
+    pinToCpus([source], String(cpus[0]));
+    pinToCpus(this.group.pids.filter((pid) => pid !== source), cpus.slice(1).join(','));
+  }
+
+  /** Every process of the lab back on every CPU this process may use. */
+  shareCpus(): void {
+    pinToCpus(this.group.pids, allowedCpus().join(','));
   }
 
   /** Grow the worker pool to `n` processes (indices 0…n-1). */
