@@ -10,9 +10,11 @@
  *
  * Each cell of the relay's targets (1 × 1 KiB and 1 × 64 KiB against direct
  * ws, the latter with the byte pipe and the fed fan-out beside it; 16 × 1
- * KiB against the pre-framed ceiling and the fed fan-out) runs in
- * rounds, its systems back to back in an order rotating from round to round,
- * and a ratio is the median of the rounds' own ratios (bench/relay.ts says why).
+ * KiB against the pre-framed ceiling and the fed fan-out, twice: with the
+ * ws source on a CPU of its own, where the target is read against the faster
+ * of the two, and on the same CPUs as the rest, reported) runs in rounds,
+ * its systems back to back in an order rotating from round to round, and a
+ * ratio is the median of the rounds' own ratios (bench/relay.ts says why).
  * Every process here starts cold — the daemon, the references and the
  * workers: the first run of any of them after a start cost the workers 1.3 to
  * 1.6 × their later CPU per message (alternating runs, 16 × 1 KiB), so
@@ -28,7 +30,7 @@
 import { daemonStatus, installPacked, startDaemon, waitForDaemon, type Daemon } from './lib/daemon.js';
 import { RelayLab, type System, type SystemName } from './lib/relay-lab.js';
 import { throughput } from './lib/runs.js';
-import { TARGETS, eachRoundRatio } from './relay.js';
+import { TARGETS, bestOf, eachRoundRatio } from './relay.js';
 import type { BenchResult, BenchScenario } from './scenario.js';
 
 type Name = 'daemon' | SystemName;
@@ -38,6 +40,8 @@ interface Cell {
   size: number;
   /** The daemon first; each ratio is the daemon against one of the others. */
   systems: Name[];
+  /** The ws source on a CPU of its own, the rest on the others (RelayLab.isolateSource; relay.ts TARGETS says why). */
+  sourceCpu?: boolean;
 }
 
 const FULL = { rounds: 7, warmMs: 500, measureMs: 2000, cells: [
@@ -45,9 +49,10 @@ const FULL = { rounds: 7, warmMs: 500, measureMs: 2000, cells: [
   // With the references that say what any extra hop keeps of direct here: the byte pipe, and a relay that only parses and re-frames.
   { workers: 1, size: 65536, systems: ['daemon', 'ws', 'pipe', 'fed'] },
   { workers: 16, size: 1024, systems: ['daemon', 'ceiling', 'fed'] },
+  { workers: 16, size: 1024, systems: ['daemon', 'ceiling', 'fed'], sourceCpu: true },
 ] as Cell[] };
-/** Quick mode: one round of one cell — the code path (pack, install, serve), not a target. */
-const QUICK = { rounds: 1, warmMs: 300, measureMs: 1000, cells: [{ workers: 4, size: 1024, systems: ['daemon', 'ceiling', 'fed'] }] as Cell[] };
+/** Quick mode: one round of one cell, the source apart — the code path (pack, install, serve, CPU placement), not a target. */
+const QUICK = { rounds: 1, warmMs: 300, measureMs: 1000, cells: [{ workers: 4, size: 1024, systems: ['daemon', 'ceiling', 'fed'], sourceCpu: true }] as Cell[] };
 
 interface Status {
   pid: number;
@@ -61,8 +66,8 @@ interface CellResult extends Cell {
   /** CPU seconds per million deliveries of each system's fan-out process (the daemon's own for the daemon), per round. */
   cpuPerM: Array<Partial<Record<Name, number>>>;
   lost: Partial<Record<Name, number>>;
-  /** The daemon against each other system: the median of the rounds' ratios, and each round's. */
-  ratios: Partial<Record<Name, { median?: number; each: Array<number | undefined> }>>;
+  /** The daemon against each other system (`best`: the faster of the ceiling and fed, each round): the median of the rounds' ratios, and each round's. */
+  ratios: Partial<Record<Name | 'best', { median?: number; each: Array<number | undefined> }>>;
 }
 
 function daemonSystem(lab: RelayLab, d: Daemon): System<Name> {
@@ -94,6 +99,7 @@ const scenario: BenchScenario = {
           systems.set(name, system);
         }
         const result: CellResult = { ...cell, rounds: [], cpuPerM: [], lost: {}, ratios: {} };
+        if (cell.sourceCpu) lab.isolateSource([daemon.pid]);
         try {
           // Round 0 warms every process up: its rates are not counted, its losses are.
           for (let k = 0; k <= plan.rounds; k++) {
@@ -113,12 +119,14 @@ const scenario: BenchScenario = {
             }
             result.rounds.push(rates);
             result.cpuPerM.push(cpu);
-            log(`round ${k}/${plan.rounds} ${line}`);
+            log(`round ${k}/${plan.rounds} ${line}${cell.sourceCpu ? ' (source on its own CPU)' : ''}`);
           }
         } finally {
+          if (cell.sourceCpu) lab.shareCpus([daemon.pid]);
           await lab.disconnect(n);
         }
         for (const other of cell.systems.slice(1)) result.ratios[other] = eachRoundRatio(result.rounds, 'daemon', other);
+        if (cell.sourceCpu) result.ratios.best = eachRoundRatio(result.rounds.map((r) => ({ daemon: r.daemon, best: bestOf(r.ceiling, r.fed) })), 'daemon', 'best');
         cells.push(result);
       }
       const status = await daemonStatus<Status>(daemon);
@@ -130,22 +138,32 @@ const scenario: BenchScenario = {
 };
 
 function summarize(cells: CellResult[], daemonDropped: Record<string, number>): BenchResult {
-  const cell = (n: number, size: number): CellResult | undefined => cells.find((c) => c.workers === n && c.size === size);
-  const ratio = (n: number, size: number, other: Name): number | undefined => cell(n, size)?.ratios[other]?.median;
+  const cell = (n: number, size: number, sourceCpu = false): CellResult | undefined => cells.find((c) => c.workers === n && c.size === size && (c.sourceCpu ?? false) === sourceCpu);
+  const ratio = (n: number, size: number, other: Name | 'best', sourceCpu = false): number | undefined => cell(n, size, sourceCpu)?.ratios[other]?.median;
   // The daemon's CPU per delivery against the fed fan-out's (a relay that only parses and re-frames).
-  const cell16 = cell(16, 1024);
-  const cpuVsFed = cell16 ? eachRoundRatio(cell16.cpuPerM, 'daemon', 'fed').median : undefined;
+  const cpuVsFed = (sourceCpu: boolean): number | undefined => {
+    const c = cell(16, 1024, sourceCpu);
+    return c ? eachRoundRatio(c.cpuPerM, 'daemon', 'fed').median : undefined;
+  };
   // What the extra hop alone keeps of direct at 1 × 64 KiB: the byte pipe against direct ws.
   const cell64 = cell(1, 65536);
   const pipeVsDirect = cell64 ? eachRoundRatio(cell64.rounds, 'pipe', 'ws').median : undefined;
   const targets = {
-    daemonVsCeiling16x1k: { ratio: ratio(16, 1024, 'ceiling'), target: TARGETS.hubVsCeiling16x1k, daemonVsFed: ratio(16, 1024, 'fed'), cpuVsFed },
+    // As the relay's: the source on a CPU of its own, against the faster of the ceiling and fed; the shared-CPU cell reported.
+    daemonVsCeiling16x1k: {
+      ratio: ratio(16, 1024, 'best', true) ?? ratio(16, 1024, 'ceiling'),
+      target: TARGETS.hubVsCeiling16x1k,
+      vsCeilingAlone: ratio(16, 1024, 'ceiling', true),
+      daemonVsFed: ratio(16, 1024, 'fed', true),
+      cpuVsFed: cpuVsFed(true),
+      sharedCpus: { ratio: ratio(16, 1024, 'ceiling'), daemonVsFed: ratio(16, 1024, 'fed'), cpuVsFed: cpuVsFed(false) },
+    },
     daemonVsDirect1x1k: { ratio: ratio(1, 1024, 'ws'), target: TARGETS.hubVsDirect1x1k },
     daemonVsDirect1x64k: { ratio: ratio(1, 65536, 'ws'), target: TARGETS.hubVsDirect1x64k, pipeVsDirect, daemonVsPipe: ratio(1, 65536, 'pipe'), daemonVsFed: ratio(1, 65536, 'fed') },
   };
   const lost = cells.reduce((a, c) => a + (c.lost.daemon ?? 0), 0);
   const dropped = Object.values(daemonDropped).reduce((a, b) => a + b, 0);
-  const parts = cells.map((c) => `${c.workers} × ${c.size} B: ${c.systems.slice(1).map((o) => `×${c.ratios[o]?.median ?? '?'} ${o}`).join(', ')}`);
+  const parts = cells.map((c) => `${c.workers} × ${c.size} B${c.sourceCpu ? ' (source apart)' : ''}: ${c.systems.slice(1).map((o) => `×${c.ratios[o]?.median ?? '?'} ${o}`).join(', ')}`);
   return {
     summary: `wshub serve from the packed package, medians of ${cells[0]?.rounds.length ?? 0} alternating rounds: ${parts.join('; ')}; lost ${lost}, daemon dropped ${dropped}`,
     cells,

@@ -252,7 +252,8 @@ export function eachRoundRatio<N extends string>(rounds: ReadonlyArray<Partial<R
   return { median: percentile(each.filter((v): v is number => v !== undefined), 50), each };
 }
 
-function bestOf(a: number | undefined, b: number | undefined): number | undefined {
+/** The larger of two rates, either of which may be missing. */
+export function bestOf(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined ? b : b === undefined ? a : Math.max(a, b);
 }
 

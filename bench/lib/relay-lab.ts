@@ -189,19 +189,21 @@ export class RelayLab {
    * same two cores gives part of them to it — measured at 16 × 1 KiB, a
    * relay that only parses and re-frames (`fed`) kept ×0.78–0.90 of the
    * ceiling with the source beside it and ×1.01–1.14 with the source on a CPU of
-   * its own. Needs at least two CPUs and `taskset`; throws otherwise.
+   * its own. `others`: processes not started through the lab's group (a
+   * daemon's child) that go with the rest. Needs at least two CPUs and
+   * `taskset`; throws otherwise.
    */
-  isolateSource(): void {
+  isolateSource(others: readonly number[] = []): void {
     const cpus = allowedCpus();
     if (cpus.length < 2) throw new Error(`isolating the source needs at least 2 CPUs; this process may use ${cpus.length}`);
     const source = this.wsSource.pid;
     pinToCpus([source], String(cpus[0]));
-    pinToCpus(this.group.pids.filter((pid) => pid !== source), cpus.slice(1).join(','));
+    pinToCpus([...this.group.pids.filter((pid) => pid !== source), ...others], cpus.slice(1).join(','));
   }
 
-  /** Every process of the lab back on every CPU this process may use. */
-  shareCpus(): void {
-    pinToCpus(this.group.pids, allowedCpus().join(','));
+  /** Every process of the lab (and `others`) back on every CPU this process may use. */
+  shareCpus(others: readonly number[] = []): void {
+    pinToCpus([...this.group.pids, ...others], allowedCpus().join(','));
   }
 
   /** Grow the worker pool to `n` processes (indices 0…n-1). */
