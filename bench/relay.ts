@@ -387,7 +387,8 @@ function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[], pairs: 
   }
   const f = targets.hubVsCeiling16x1k.ratio;
   const al: { workers?: number; p50Us?: number; p99Ratio?: number; pairs?: number } = targets.addedLatency;
-  const headline = f.free !== undefined ? `hub N=16 1 KiB: ×${f.free} ceiling free-running (×${f.window ?? '?'} ack-paced)` : `hub: ${ratios.map((r) => `${r.mode} N=${r.workers} ${r.size} B ×${r.vsCeiling ?? '?'} ceiling`).join(', ')}`;
+  const apartText = best ? ` of the faster of ceiling and fed, source apart (×${targets.hubVsCeiling16x1k.sharedCpus.ratio ?? '?'} ceiling on shared CPUs)` : ' ceiling';
+  const headline = f.free !== undefined ? `hub N=16 1 KiB: ×${f.free}${apartText} free-running (×${f.window ?? '?'} ceiling ack-paced)` : `hub: ${ratios.map((r) => `${r.mode} N=${r.workers} ${r.size} B ×${r.vsCeiling ?? '?'} ceiling`).join(', ')}`;
   return {
     summary: `${headline}; added latency vs pipe (N=${al.workers ?? '?'}${al.pairs ? `, median of ${al.pairs} pairs` : ''}) p50 ${al.p50Us === undefined ? '?' : `${al.p50Us >= 0 ? '+' : ''}${al.p50Us}`} µs, p99 ×${al.p99Ratio ?? '?'}; lost: ${Object.entries(drops).map(([s, d]) => `${s} ${d.free}/${d.window}`).join(', ')} (free/ack-paced)`,
     plan,
