@@ -117,8 +117,8 @@ const LATENCY_SYSTEMS: SystemName[] = ['hub', 'pipe', 'ceiling', 'ws', 'nats', '
  * only parses and re-frames (`fed`) — loses the source's share of the cores
  * against it (fed kept ×0.78–0.90 of the ceiling so), and the target would
  * measure where the machine put the source.
- * With the source apart the ceiling is no longer the fastest: it makes its
- * messages on the systems' CPUs, and fed ran ×1.01–1.14 of it; so each
+ * With the source apart the ceiling is not reliably the fastest: it makes its
+ * messages on the systems' CPUs, and fed ran ×0.98–1.14 of it; so each
  * round's hub is read against the faster of the two. The cell with the
  * source beside the systems is run and reported too.
  */

@@ -188,7 +188,7 @@ export class RelayLab {
    * source to share its cores with; a relay reading the ws source on the
    * same two cores gives part of them to it — measured at 16 × 1 KiB, a
    * relay that only parses and re-frames (`fed`) kept ×0.78–0.90 of the
-   * ceiling with the source beside it and ×1.01–1.14 with the source on a CPU of
+   * ceiling with the source beside it and ×0.98–1.14 with the source on a CPU of
    * its own. `others`: processes not started through the lab's group (a
    * daemon's child) that go with the rest. Needs at least two CPUs and
    * `taskset`; throws otherwise.
