@@ -30,7 +30,7 @@
 import { daemonStatus, installPacked, startDaemon, waitForDaemon, type Daemon } from './lib/daemon.js';
 import { RelayLab, type System, type SystemName } from './lib/relay-lab.js';
 import { throughput } from './lib/runs.js';
-import { TARGETS, bestOf, eachRoundRatio } from './relay.js';
+import { TARGETS, eachRoundRatio, vsFasterReference } from './relay.js';
 import type { BenchResult, BenchScenario } from './scenario.js';
 
 type Name = 'daemon' | SystemName;
@@ -126,7 +126,7 @@ const scenario: BenchScenario = {
           await lab.disconnect(n);
         }
         for (const other of cell.systems.slice(1)) result.ratios[other] = eachRoundRatio(result.rounds, 'daemon', other);
-        if (cell.sourceCpu) result.ratios.best = eachRoundRatio(result.rounds.map((r) => ({ daemon: r.daemon, best: bestOf(r.ceiling, r.fed) })), 'daemon', 'best');
+        if (cell.sourceCpu) result.ratios.best = vsFasterReference(result.rounds, 'daemon');
         cells.push(result);
       }
       const status = await daemonStatus<Status>(daemon);

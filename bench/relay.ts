@@ -252,9 +252,10 @@ export function eachRoundRatio<N extends string>(rounds: ReadonlyArray<Partial<R
   return { median: percentile(each.filter((v): v is number => v !== undefined), 50), each };
 }
 
-/** The larger of two rates, either of which may be missing. */
-export function bestOf(a: number | undefined, b: number | undefined): number | undefined {
-  return a === undefined ? b : b === undefined ? a : Math.max(a, b);
+/** `a` against the faster of the ceiling and fed in each round (the 16 × 1 KiB target with the source apart, TARGETS). */
+export function vsFasterReference<N extends string>(rounds: ReadonlyArray<Partial<Record<N | 'ceiling' | 'fed', number>>>, a: N): RoundRatio {
+  const faster = (c: number | undefined, f: number | undefined): number | undefined => (c === undefined ? f : f === undefined ? c : Math.max(c, f));
+  return eachRoundRatio(rounds.map((r) => ({ [a]: r[a], faster: faster(r.ceiling, r.fed) }) as Partial<Record<N | 'faster', number>>), a, 'faster');
 }
 
 /** Undefined when the cell had no rounds. */
@@ -331,11 +332,11 @@ function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[], pairs: 
   const each = (s: SystemName, n: number, size: number, sourceCpu = false): Array<number | undefined> | undefined => roundRatio(rounds, n, size, 'hub', s, sourceCpu)?.each;
   // With the source apart, against the faster of the ceiling and fed in each round (TARGETS).
   const apart = rounds.filter((r) => r.workers === 16 && r.size === 1024 && r.sourceCpu === true);
-  const best = apart.length === 0 ? undefined : eachRoundRatio(apart.map((r) => ({ hub: r.rates.hub, best: bestOf(r.rates.ceiling, r.rates.fed) })), 'hub', 'best');
+  const best = apart.length === 0 ? undefined : vsFasterReference(apart.map((r) => r.rates), 'hub');
   const targets = {
     // Read with the source on a CPU of its own (TARGETS); the same cell with the source beside the systems is reported.
     hubVsCeiling16x1k: {
-      ratio: { free: best?.median ?? free('hub', 'ceiling', 16, 1024), window: ratio(get('window', 'hub', 16, 1024), get('window', 'ceiling', 16, 1024)) },
+      ratio: { ...hubVs('ceiling', 16, 1024), free: best?.median ?? free('hub', 'ceiling', 16, 1024) },
       rounds: best?.each,
       vsCeilingAlone: byRounds(16, 1024, 'hub', 'ceiling', true),
       target: TARGETS.hubVsCeiling16x1k,

@@ -142,10 +142,10 @@ export class Outlet implements Batched, PacedSink {
   readonly #socket: Duplex;
   readonly #writer: TickWriter;
   /** {@link socketHighWaterFor} this connection's queue bound, kept so the hot path does not recompute it. */
-  #highWater: number;
+  #highWater!: number;
   /** {@link earlyFlushFor} the mark. */
-  #earlyFlush: number;
-  #maxQueueBytes: number;
+  #earlyFlush!: number;
+  #maxQueueBytes!: number;
   readonly #onDrop: OutletOptions['onDrop'];
   #backlog: Backlog<Frame>;
   /**
@@ -179,9 +179,7 @@ export class Outlet implements Batched, PacedSink {
     this.ws = options.ws;
     this.#socket = options.socket;
     this.#writer = options.writer;
-    this.#maxQueueBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
-    this.#highWater = socketHighWaterFor(this.#maxQueueBytes);
-    this.#earlyFlush = earlyFlushFor(this.#highWater);
+    this.#bound(options.maxQueueBytes);
     this.#onDrop = options.onDrop;
     this.#backlog = this.#newBacklog(options.policy);
     this.#socket.on('drain', () => this.refill());
@@ -210,9 +208,7 @@ export class Outlet implements Batched, PacedSink {
   reconfigure(policy: SlowConsumerPolicy, maxQueueBytes: number | undefined): void {
     if (policy === this.#backlog.policy && (maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES) === this.#maxQueueBytes) return;
     const waiting = this.#backlog.clear();
-    this.#maxQueueBytes = maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
-    this.#highWater = socketHighWaterFor(this.#maxQueueBytes);
-    this.#earlyFlush = earlyFlushFor(this.#highWater);
+    this.#bound(maxQueueBytes);
     this.#backlog = this.#newBacklog(policy);
     for (const item of waiting) this.#enqueue(item);
   }
@@ -367,6 +363,13 @@ export class Outlet implements Batched, PacedSink {
   }
 
   // ── internals ──────────────────────────────────────────────────────────
+
+  /** The queue bound, and the marks that follow from it. */
+  #bound(maxQueueBytes: number | undefined): void {
+    this.#maxQueueBytes = maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
+    this.#highWater = socketHighWaterFor(this.#maxQueueBytes);
+    this.#earlyFlush = earlyFlushFor(this.#highWater);
+  }
 
   #toBatch(frame: Frame, counted: boolean): void {
     const log = this.#writer.log;
