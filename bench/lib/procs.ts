@@ -116,6 +116,20 @@ export class ProcessGroup {
     return this.fork('hub-host', config, label, [...DAEMON_NODE_FLAGS, ...execArgv]);
   }
 
+  /**
+   * Fork a fixture that stands in for a server or another relay (a source, a
+   * reference) under the node flags the hub runs with. Without them a node
+   * process that allocates a 64 KiB buffer per message falls into V8's
+   * back-to-back full collections (src/cli/launch.ts): the ws source did, and
+   * at 1 × 64 KiB it then spent 92–122 µs per message instead of 29–50, so
+   * the direct reference ran at 9–11k msg/s instead of 17–28k — a handicapped
+   * reference, not what a feed server does. Workers keep node's defaults:
+   * they are users' processes, the same ones in every system.
+   */
+  forkPeer(name: string, args: unknown = {}, label = name): Promise<Fixture> {
+    return this.fork(name, args, label, [...DAEMON_NODE_FLAGS]);
+  }
+
   /** Fork a fixture and wait for its `ready` call to answer (its setup done). */
   async fork(name: string, args: unknown = {}, label = name, execArgv: string[] = []): Promise<Fixture> {
     const proc = fork(fixturePath(name), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });

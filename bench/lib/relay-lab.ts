@@ -78,7 +78,7 @@ export class RelayLab {
   }
 
   async start(): Promise<void> {
-    this.wsSource = await this.group.fork('source', { kind: 'ws' }, 'ws source');
+    this.wsSource = await this.group.forkPeer('source', { kind: 'ws' }, 'ws source');
     this.wsPort = (this.wsSource.info as { port: number }).port;
   }
 
@@ -110,7 +110,7 @@ export class RelayLab {
   /** The pre-framed fan-out on a Unix socket: it is its own source. */
   async ceilingSystem(): Promise<System> {
     const path = join(this.dir, 'ceiling.sock');
-    this.#ceiling ??= await this.group.fork('prefan', { path }, 'pre-framed fan-out');
+    this.#ceiling ??= await this.group.forkPeer('prefan', { path }, 'pre-framed fan-out');
     return { name: 'ceiling', fanoutPid: this.#ceiling.pid, source: this.#ceiling, sourceClients: (n) => n, connect: { kind: 'ws', url: `ws+unix://${path}:/` } };
   }
 
@@ -120,20 +120,20 @@ export class RelayLab {
    */
   async fedCeilingSystem(): Promise<System> {
     const path = join(this.dir, 'fed.sock');
-    this.#fed ??= await this.group.fork('prefan', { path, upstream: `ws://127.0.0.1:${this.wsPort}/fed` }, 'fed pre-framed fan-out');
+    this.#fed ??= await this.group.forkPeer('prefan', { path, upstream: `ws://127.0.0.1:${this.wsPort}/fed` }, 'fed pre-framed fan-out');
     return { name: 'fed', fanoutPid: this.#fed.pid, source: this.wsSource, target: 'fed', sourceClients: () => 1, connect: { kind: 'ws', url: `ws+unix://${path}:/` } };
   }
 
   /** The byte pipe on a Unix socket, each worker's connection piped to the ws source's `/pipe`. */
   async pipeSystem(): Promise<System> {
     const path = join(this.dir, 'pipe.sock');
-    this.#pipe ??= await this.group.fork('byte-pipe', { path, port: this.wsPort }, 'byte pipe');
+    this.#pipe ??= await this.group.forkPeer('byte-pipe', { path, port: this.wsPort }, 'byte pipe');
     return { name: 'pipe', fanoutPid: this.#pipe.pid, source: this.wsSource, target: 'pipe', sourceClients: (n) => n, connect: { kind: 'ws', url: `ws+unix://${path}:/pipe` } };
   }
 
   async sioSystem(): Promise<System> {
     if (!this.#sio) {
-      const source = await this.group.fork('source', { kind: 'sio' }, 'socket.io source');
+      const source = await this.group.forkPeer('source', { kind: 'sio' }, 'socket.io source');
       const { port } = source.info as { port: number };
       this.#sio = { source, port };
     }
@@ -153,7 +153,7 @@ export class RelayLab {
         await sleep(20);
       }
       const url = `nats://127.0.0.1:${port}`;
-      const source = await this.group.fork('source', { kind: 'nats', natsUrl: url }, 'nats publisher');
+      const source = await this.group.forkPeer('source', { kind: 'nats', natsUrl: url }, 'nats publisher');
       this.#nats = { pid: proc.pid!, url, source };
     }
     return { name: 'nats', fanoutPid: this.#nats.pid, source: this.#nats.source, connect: { kind: 'nats', url: this.#nats.url } };
