@@ -61,11 +61,18 @@ export function machineFacts(): Record<string, unknown> {
   };
 }
 
-/** The commit the numbers belong to (`+dirty` when the worktree had changes), or undefined outside git. */
+/**
+ * What a run writes itself (results, report, charts): not a change to what is
+ * measured, so a scenario run after another one still names the plain commit.
+ */
+const BENCH_OUTPUTS = [':(exclude)bench/results', ':(exclude)bench/REPORT.md', ':(exclude)bench/report'];
+
+/** The commit the numbers belong to (`+dirty` when the worktree had changes besides the bench's outputs), or undefined outside git. */
 function commitMeasured(): string | undefined {
   try {
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    const status = ['status', '--porcelain', '--untracked-files=no', '--', '.', ...BENCH_OUTPUTS];
+    const dirty = execFileSync('git', status, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
     return dirty ? `${head}+dirty` : head;
   } catch {
     return undefined;
