@@ -43,6 +43,8 @@ export interface RelayResult {
 export interface SlowResult {
   workers: number;
   healthy: { tp: ThroughputRun; lat: LatencyRun };
+  /** The all-healthy run's msg/s of the workers that stay healthy (absent in results from before it was measured). */
+  othersHealthyPerSec?: number;
   withStalled: { tp: ThroughputRun; lat: LatencyRun };
   ratios: { throughput: number; p99?: number };
   healthyLost: number;
@@ -228,10 +230,10 @@ export function relaySection(relay: RelayResult, charts: { relay: boolean; laten
 export function slowSection(slow: SlowResult): string[] {
   return [
     '| run | the others’ msg/s | the others lost | p50 µs | p99 µs |', '|---|---|---|---|---|',
-    `| all healthy | ${fmt(slow.healthy.tp.consumersDeliveredPerSec)} | ${fmt(slow.healthy.tp.lost + slow.healthy.lat.lost)} | ${fmt(slow.healthy.lat.p50Us)} | ${fmt(slow.healthy.lat.p99Us)} |`,
+    `| all healthy | ${fmt(slow.othersHealthyPerSec ?? slow.healthy.tp.consumersDeliveredPerSec)} | ${fmt(slow.healthy.tp.lost + slow.healthy.lat.lost)} | ${fmt(slow.healthy.lat.p50Us)} | ${fmt(slow.healthy.lat.p99Us)} |`,
     `| one stalled | ${fmt(slow.withStalled.tp.consumersDeliveredPerSec)} | ${fmt(slow.healthyLost)} | ${fmt(slow.withStalled.lat.p50Us)} | ${fmt(slow.withStalled.lat.p99Us)} |`,
     '',
-    `The stalled worker missed ${fmt(slow.stalledLost)} messages (counted from its sequence numbers once it read again); the hub counted ${fmt(slow.hubDropped)} drops in that phase: ${slow.accounted ? 'every loss accounted for' : '**the counts disagree**'}. With one worker stalled, the two cores are shared by one fewer reader, so the others can be faster than in the healthy run: the point is that they are not slower and lose nothing.`,
+    `The stalled worker missed ${fmt(slow.stalledLost)} messages (counted from its sequence numbers once it read again); the hub counted ${fmt(slow.hubDropped)} drops in that phase: ${slow.accounted ? 'every loss accounted for' : '**the counts disagree**'}. Both rows count the same ${slow.workers - 1} workers. The stalled phase is measured from the end of the run's warm-up after the pause (700 ms; 300 ms in quick mode), so its start falls inside the hub's \`slowAfterMs\` (1 s by default), while the stalled session still holds the upstream's reading; after that the stalled session no longer paces the upstream, and the others share the two cores with one fewer reader.`,
     '',
   ];
 }

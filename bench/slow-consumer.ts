@@ -3,7 +3,11 @@
  * drop-oldest policy, the default queue), the source free-running; then one
  * worker stops reading its socket. Measured for the other 15: delivered msg/s
  * and their losses, and latency p50/p99 at 10k msg/s, against the all-healthy
- * run just before. For the stalled one: what it never got (from its sequence
+ * run just before (the same 15 workers' msg/s there: a total over all 16 would
+ * make the others look ×15/16 slower when nothing changed for them). The
+ * stalled phase's measurement starts 700 ms after the pause, inside the hub's
+ * `slowAfterMs` (1 s by default, src/hub/pacer.ts), during which the stalled
+ * session still holds the upstream's reading: part of what the others meet. For the stalled one: what it never got (from its sequence
  * numbers, once it reads again) against what the hub counted as dropped —
  * every drop must be counted.
  */
@@ -35,6 +39,8 @@ const scenario: BenchScenario = {
     let droppedByReason: Record<string, number> = {};
     let stalledLost = 0;
     let stalledGaps = 0;
+    /** The all-healthy run's msg/s of the workers that stay healthy (the stalled one's left out). */
+    let othersHealthyPerSec = 0;
     try {
       await lab.start();
       await lab.startHub();
@@ -42,9 +48,10 @@ const scenario: BenchScenario = {
       const system = lab.hubSystem();
       await lab.connect(system, n);
       healthyRun = {
-        tp: await throughput(lab, system, n, LATENCY_SIZE, warmMs, measureMs, { mode: 'free' }),
+        tp: await throughput(lab, system, n, LATENCY_SIZE, warmMs, measureMs, { mode: 'free', perWorker: true }),
         lat: await latency(lab, system, n, LATENCY_SIZE, LATENCY_RATE, warmMs, latencyMs, { mode: 'free' }),
       };
+      othersHealthyPerSec = healthyRun.tp.perWorkerPerSec!.reduce((a, r, i) => (i === stalled ? a : a + r), 0);
       // The stalled worker keeps one ledger over both runs: from here to the last message of the second.
       const firstSeq = (await lab.wsSource.call<number>('seq')) + 1;
       await lab.workers[stalled]!.call('reset', { system: 'hub', firstSeq, ackEvery: 0 });
@@ -76,11 +83,11 @@ const scenario: BenchScenario = {
       await lab.destroy();
     }
     const healthyLost = stalledRun.tp.lost + stalledRun.lat.lost;
-    const tpRatio = round(stalledRun.tp.consumersDeliveredPerSec / healthyRun.tp.consumersDeliveredPerSec, 2);
+    const tpRatio = round(stalledRun.tp.consumersDeliveredPerSec / othersHealthyPerSec, 2);
     const p99Ratio = stalledRun.lat.p99Us && healthyRun.lat.p99Us ? round(stalledRun.lat.p99Us / healthyRun.lat.p99Us, 2) : undefined;
     // Every message a worker missed is one the hub counted as dropped (the others' losses included, if any).
     const accounted = stalledLost + healthyLost === hubDropped;
-    console.error(`  slow-consumer: healthy ${healthyRun.tp.consumersDeliveredPerSec} msg/s p99 ${healthyRun.lat.p99Us} µs; with one stalled ${stalledRun.tp.consumersDeliveredPerSec} msg/s p99 ${stalledRun.lat.p99Us} µs, the others lost ${healthyLost}; stalled lost ${stalledLost}, hub dropped ${hubDropped}`);
+    console.error(`  slow-consumer: healthy ${othersHealthyPerSec} msg/s (the ${n - 1} others) p99 ${healthyRun.lat.p99Us} µs; with one stalled ${stalledRun.tp.consumersDeliveredPerSec} msg/s p99 ${stalledRun.lat.p99Us} µs, the others lost ${healthyLost}; stalled lost ${stalledLost}, hub dropped ${hubDropped}`);
     return {
       summary: `${n - 1} healthy of ${n} with one stalled: throughput ×${tpRatio}, p99 ×${p99Ratio ?? '?'} of all-healthy, the others lost ${healthyLost} (all-healthy run: ${healthyRun.tp.lost + healthyRun.lat.lost}); stalled worker missed ${stalledLost}, hub counted ${hubDropped} dropped (${accounted ? 'all accounted' : 'NOT accounted'})`,
       workers: n,
@@ -88,6 +95,7 @@ const scenario: BenchScenario = {
       policy: 'default (drop-oldest)',
       maxQueueBytes: 'default',
       healthy: healthyRun,
+      othersHealthyPerSec,
       withStalled: stalledRun,
       ratios: { throughput: tpRatio, p99: p99Ratio },
       healthyLost,
