@@ -88,3 +88,18 @@ test('a long run of drops keeps exactly the newest that fit, in order, and count
   assert.equal(drops.length, 99_990);
   assert.deepEqual(drain(backlog), Array.from({ length: 10 }, (_, i) => String(99_990 + i)));
 });
+
+test('a kept answer at the front stays first through a long run of drops; after it is taken the drops go on in order', () => {
+  const { backlog, drops } = make('drop-oldest', 100);
+  backlog.push(item('answer', { keep: true }));
+  for (let i = 0; i < 50_000; i++) backlog.push(item(String(i)));
+  assert.equal(backlog.count, 10);
+  assert.equal(backlog.peek()?.frame, 'answer');
+  assert.equal(backlog.shift()?.frame, 'answer');
+  for (let i = 50_000; i < 100_000; i++) backlog.push(item(String(i)));
+  assert.equal(drops.length, 100_000 - 10);
+  assert.ok(drops.every(([, reason]) => reason === 'ERR_DROP_OLDEST'));
+  assert.deepEqual(drops.slice(0, 3).map(([f]) => f), ['0', '1', '2']);
+  assert.deepEqual(drain(backlog), Array.from({ length: 10 }, (_, i) => String(99_990 + i)));
+  assert.equal(backlog.bytes, 0);
+});
