@@ -46,7 +46,7 @@ export interface SlowResult {
   /** The all-healthy run's msg/s of the workers that stay healthy (absent in results from before it was measured). */
   othersHealthyPerSec?: number;
   withStalled: { tp: ThroughputRun; lat: LatencyRun };
-  ratios: { throughput: number; p99?: number };
+  ratios: { throughput: number; p99?: number; hubCpuPerDelivery?: number };
   healthyLost: number;
   stalledLost: number;
   hubDropped: number;
@@ -163,7 +163,7 @@ export function targetRows(relay: RelayResult | undefined, slow: SlowResult | un
   rows.push(`| p99 ≤ ${a?.targetP99Ratio ?? 1.2} × the byte pipe's p99, same rate | ${x(a?.p99Ratio)}${howPairs}${a?.p99Ratios ? ` (each pair: ${a.p99Ratios.map((r) => x(r)).join(', ')})` : ''} | ${met(a?.p99Ratio === undefined ? undefined : a.p99Ratio <= a.targetP99Ratio)} |`);
   rows.push(`| hub CPU s per million deliveries, 16 × 1 KiB (lower is better; no target) | ${fmt(t?.hubCpuPerM16x1k, 2)} | reported |`);
   if (slow) {
-    rows.push(`| slow consumer: the other ${slow.workers - 1} unaffected (lose nothing) | lost ${fmt(slow.healthyLost)}; throughput ${x(slow.ratios.throughput)}, p99 ${x(slow.ratios.p99)} of all-healthy | ${met(slow.healthyLost === 0)} |`);
+    rows.push(`| slow consumer: the other ${slow.workers - 1} unaffected (lose nothing) | lost ${fmt(slow.healthyLost)}; throughput ${x(slow.ratios.throughput)}, p99 ${x(slow.ratios.p99)} of all-healthy${slow.ratios.hubCpuPerDelivery === undefined ? '' : `; the hub's CPU per delivery ${x(slow.ratios.hubCpuPerDelivery)}`} | ${met(slow.healthyLost === 0)} |`);
     rows.push(`| slow consumer: every drop counted | stalled worker missed ${fmt(slow.stalledLost)}, others ${fmt(slow.healthyLost)}; hub counted ${fmt(slow.hubDropped)} | ${met(slow.accounted)} |`);
   }
   if (flood) {

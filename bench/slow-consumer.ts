@@ -84,12 +84,17 @@ const scenario: BenchScenario = {
     }
     const healthyLost = stalledRun.tp.lost + stalledRun.lat.lost;
     const tpRatio = round(stalledRun.tp.consumersDeliveredPerSec / othersHealthyPerSec, 2);
+    // The hub's CPU per delivery: a stalled session's backlog drops one message per message that arrives, which must
+    // stay cheap (a head left behind in the backlog once made it cost ×1.9 the all-healthy CPU per delivery).
+    const h = healthyRun.tp.fanoutCpuPerM;
+    const st = stalledRun.tp.fanoutCpuPerM;
+    const cpuRatio = h && st ? round(st / h, 2) : undefined;
     const p99Ratio = stalledRun.lat.p99Us && healthyRun.lat.p99Us ? round(stalledRun.lat.p99Us / healthyRun.lat.p99Us, 2) : undefined;
     // Every message a worker missed is one the hub counted as dropped (the others' losses included, if any).
     const accounted = stalledLost + healthyLost === hubDropped;
     console.error(`  slow-consumer: healthy ${othersHealthyPerSec} msg/s (the ${n - 1} others) p99 ${healthyRun.lat.p99Us} µs; with one stalled ${stalledRun.tp.consumersDeliveredPerSec} msg/s p99 ${stalledRun.lat.p99Us} µs, the others lost ${healthyLost}; stalled lost ${stalledLost}, hub dropped ${hubDropped}`);
     return {
-      summary: `${n - 1} healthy of ${n} with one stalled: throughput ×${tpRatio}, p99 ×${p99Ratio ?? '?'} of all-healthy, the others lost ${healthyLost} (all-healthy run: ${healthyRun.tp.lost + healthyRun.lat.lost}); stalled worker missed ${stalledLost}, hub counted ${hubDropped} dropped (${accounted ? 'all accounted' : 'NOT accounted'})`,
+      summary: `${n - 1} healthy of ${n} with one stalled: throughput ×${tpRatio}, p99 ×${p99Ratio ?? '?'}, hub CPU per delivery ×${cpuRatio ?? '?'} of all-healthy, the others lost ${healthyLost} (all-healthy run: ${healthyRun.tp.lost + healthyRun.lat.lost}); stalled worker missed ${stalledLost}, hub counted ${hubDropped} dropped (${accounted ? 'all accounted' : 'NOT accounted'})`,
       workers: n,
       source: 'free-running',
       policy: 'default (drop-oldest)',
@@ -97,7 +102,7 @@ const scenario: BenchScenario = {
       healthy: healthyRun,
       othersHealthyPerSec,
       withStalled: stalledRun,
-      ratios: { throughput: tpRatio, p99: p99Ratio },
+      ratios: { throughput: tpRatio, p99: p99Ratio, hubCpuPerDelivery: cpuRatio },
       healthyLost,
       stalledLost,
       stalledGaps,
