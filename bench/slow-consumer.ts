@@ -7,9 +7,10 @@
  * make the others look ×15/16 slower when nothing changed for them). The
  * stalled phase's measurement starts 700 ms after the pause, inside the hub's
  * `slowAfterMs` (1 s by default, src/hub/pacer.ts), during which the stalled
- * session still holds the upstream's reading: part of what the others meet. For the stalled one: what it never got (from its sequence
- * numbers, once it reads again) against what the hub counted as dropped —
- * every drop must be counted.
+ * session still holds the upstream's reading: part of what the others meet.
+ * For the stalled one: what it never got (from its sequence numbers, once it
+ * reads again) against what the hub counted as dropped — every drop must be
+ * counted.
  */
 import { LATENCY_RATE, LATENCY_SIZE } from './relay.js';
 import { sleep } from './lib/procs.js';

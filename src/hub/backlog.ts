@@ -55,6 +55,8 @@ export class Backlog<F> {
   #slots: Array<Slot<F>> = [];
   #head = 0;
   #empty = 0;
+  /** Slots before this index are empty or kept: where the next drop-oldest walk starts. */
+  #dropFrom = 0;
   #bytes = 0;
   #count = 0;
   readonly #latest = new Map<string, Slot<F>>();
@@ -133,6 +135,7 @@ export class Backlog<F> {
     this.#slots = [];
     this.#head = 0;
     this.#empty = 0;
+    this.#dropFrom = 0;
     this.#bytes = 0;
     this.#count = 0;
     this.#latest.clear();
@@ -141,17 +144,20 @@ export class Backlog<F> {
 
   /**
    * Drop the oldest droppable items until `incoming` more bytes fit (or nothing
-   * droppable is left), then move the head past the slots emptied at the
-   * front: a full backlog drops one item per push, and a head left behind
-   * would make every push walk all the slots emptied since the last
-   * compaction (thousands at 1 KiB in the default 4 MiB bound — it doubled
-   * the hub's CPU per delivery while one worker stalled).
+   * droppable is left). The walk resumes where the last one stopped
+   * (`#dropFrom`: every slot before it is empty or kept), and the head moves
+   * past the slots emptied at the front: a full backlog drops one item per
+   * push, and a walk from the head would pass every slot emptied since the
+   * last compaction on every push (thousands at 1 KiB in the default 4 MiB
+   * bound — it doubled the hub's CPU per delivery while one worker stalled).
    */
   #makeRoom(incoming: number): void {
-    for (let i = this.#head; i < this.#slots.length && this.#bytes + incoming > this.#maxBytes; i++) {
+    let i = Math.max(this.#head, this.#dropFrom);
+    for (; i < this.#slots.length && this.#bytes + incoming > this.#maxBytes; i++) {
       const slot = this.#slots[i]!;
       if (slot.item && !slot.item.keep) this.#kill(slot, 'ERR_DROP_OLDEST');
     }
+    this.#dropFrom = i;
     this.#firstSlot();
     this.#compact();
   }
@@ -188,6 +194,7 @@ export class Backlog<F> {
       this.#slots = [];
       this.#head = 0;
       this.#empty = 0;
+      this.#dropFrom = 0;
       return;
     }
     const dead = this.#head + this.#empty;
@@ -195,5 +202,6 @@ export class Backlog<F> {
     this.#slots = this.#slots.slice(this.#head).filter((s) => s.item !== undefined);
     this.#head = 0;
     this.#empty = 0;
+    this.#dropFrom = 0;
   }
 }
