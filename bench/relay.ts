@@ -258,10 +258,15 @@ export function vsFasterReference<N extends string>(rounds: ReadonlyArray<Partia
   return eachRoundRatio(rounds.map((r) => ({ [a]: r[a], faster: faster(r.ceiling, r.fed) }) as Partial<Record<N | 'faster', number>>), a, 'faster');
 }
 
+/** The rates of one target cell's rounds. */
+function cellRates(rounds: readonly TargetRound[], n: number, size: number, sourceCpu: boolean): Array<TargetRound['rates']> {
+  return rounds.filter((r) => r.workers === n && r.size === size && (r.sourceCpu ?? false) === sourceCpu).map((r) => r.rates);
+}
+
 /** Undefined when the cell had no rounds. */
 function roundRatio(rounds: readonly TargetRound[], n: number, size: number, a: SystemName, b: SystemName, sourceCpu = false): RoundRatio | undefined {
-  const cell = rounds.filter((r) => r.workers === n && r.size === size && (r.sourceCpu ?? false) === sourceCpu);
-  return cell.length === 0 ? undefined : eachRoundRatio(cell.map((r) => r.rates), a, b);
+  const cell = cellRates(rounds, n, size, sourceCpu);
+  return cell.length === 0 ? undefined : eachRoundRatio(cell, a, b);
 }
 
 /** A hub latency run and the byte pipe's, back to back. */
@@ -331,8 +336,8 @@ function summarize(plan: Plan, runs: ThroughputRun[], lat: LatencyRun[], pairs: 
   });
   const each = (s: SystemName, n: number, size: number, sourceCpu = false): Array<number | undefined> | undefined => roundRatio(rounds, n, size, 'hub', s, sourceCpu)?.each;
   // With the source apart, against the faster of the ceiling and fed in each round (TARGETS).
-  const apart = rounds.filter((r) => r.workers === 16 && r.size === 1024 && r.sourceCpu === true);
-  const best = apart.length === 0 ? undefined : vsFasterReference(apart.map((r) => r.rates), 'hub');
+  const apart = cellRates(rounds, 16, 1024, true);
+  const best = apart.length === 0 ? undefined : vsFasterReference(apart, 'hub');
   const targets = {
     // Read with the source on a CPU of its own (TARGETS); the same cell with the source beside the systems is reported.
     hubVsCeiling16x1k: {

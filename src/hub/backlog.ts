@@ -145,11 +145,11 @@ export class Backlog<F> {
   /**
    * Drop the oldest droppable items until `incoming` more bytes fit (or nothing
    * droppable is left). The walk resumes where the last one stopped
-   * (`#dropFrom`: every slot before it is empty or kept), and the head moves
-   * past the slots emptied at the front: a full backlog drops one item per
-   * push, and a walk from the head would pass every slot emptied since the
-   * last compaction on every push (thousands at 1 KiB in the default 4 MiB
-   * bound — it doubled the hub's CPU per delivery while one worker stalled).
+   * (`#dropFrom`: every slot before it is empty or kept): a full backlog drops
+   * one item per push, and a walk from the head would pass every slot emptied
+   * since the last compaction on every push (thousands at 1 KiB in the
+   * default 4 MiB bound — it doubled the hub's CPU per delivery while one
+   * worker stalled).
    */
   #makeRoom(incoming: number): void {
     let i = Math.max(this.#head, this.#dropFrom);
@@ -158,7 +158,6 @@ export class Backlog<F> {
       if (slot.item && !slot.item.keep) this.#kill(slot, 'ERR_DROP_OLDEST');
     }
     this.#dropFrom = i;
-    this.#firstSlot();
     this.#compact();
   }
 
